@@ -1,0 +1,75 @@
+"""shipyard: one project folder for an ML team that owns its service end to end.
+
+The public API. Everything else is private and may change::
+
+    from shipyard import step, pipeline, get_context
+
+    @step
+    def load(n: int) -> int:
+        return n
+
+    @pipeline
+    def train(n: int = 3):
+        load(n)
+
+    run = train(n=5)          # a Run: id, status, step runs, outputs, metrics
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shipyard.core.context import StepContext, get_context
+from shipyard.core.pipeline import Pipeline, pipeline
+from shipyard.core.step import Step, step
+from shipyard.errors import ShipyardError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Artifact",
+    "Materializer",
+    "Pipeline",
+    "Project",
+    "Run",
+    "ShipyardError",
+    "Step",
+    "StepContext",
+    "StepRun",
+    "__version__",
+    "get_context",
+    "pipeline",
+    "register_materializer",
+    "step",
+    "trust_types",
+]
+
+_LAZY = {
+    "Artifact": "shipyard.core.run",
+    "Run": "shipyard.core.run",
+    "StepRun": "shipyard.core.run",
+    "Project": "shipyard.core.project",
+    "Materializer": "shipyard.core.materializers",
+    "register_materializer": "shipyard.core.materializers",
+    "trust_types": "shipyard.core.materializers",
+}
+
+if TYPE_CHECKING:
+    from shipyard.core.materializers import Materializer, register_materializer, trust_types
+    from shipyard.core.project import Project
+    from shipyard.core.run import Artifact, Run, StepRun
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shipyard' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

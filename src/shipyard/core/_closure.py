@@ -1,0 +1,237 @@
+"""The code closure of a step: what its cache key must change with.
+
+A step's closure is its own code plus the project-local functions, classes,
+modules and constants that it reaches through global names, followed
+transitively. Code is hashed as its syntax tree with docstrings removed, so
+editing a comment, a docstring or the formatting does not invalidate a cache,
+while editing a helper the step calls does. Third-party and standard-library
+objects are not hashed by source; the versions of the third-party
+distributions reached are recorded instead.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import importlib.metadata as md
+import sys
+import sysconfig
+import textwrap
+import types
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+_CONSTANT_TYPES = (int, float, str, bytes, bool, type(None))
+
+
+@dataclass
+class Closure:
+    """The hash of a callable's code closure and the third-party packages it reaches."""
+
+    digest: str
+    packages: dict[str, str] = field(default_factory=dict)
+
+
+_memo: dict[tuple[int, int], Closure] = {}
+
+
+def closure_of(fn: Any) -> Closure:
+    """Hash the code closure of ``fn`` (memoised for the life of the function's code)."""
+    code = getattr(fn, "__code__", None)
+    key = (id(fn), id(code))
+    found = _memo.get(key)
+    if found is None:
+        walker = _Walker()
+        walker.visit(fn)
+        found = Closure(walker.digest(), dict(sorted(walker.packages.items())))
+        _memo[key] = found
+    return found
+
+
+class _Walker:
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, str]] = []
+        self.packages: dict[str, str] = {}
+        self._seen: set[int] = set()
+
+    def digest(self) -> str:
+        hasher = hashlib.sha256()
+        for name, text in sorted(self.parts):
+            hasher.update(f"{name}\0{text}\0".encode())
+        return hasher.hexdigest()
+
+    def visit(self, obj: Any) -> None:
+        obj = inspect.unwrap(obj) if callable(obj) else obj
+        if id(obj) in self._seen:
+            return
+        self._seen.add(id(obj))
+        if isinstance(obj, types.ModuleType):
+            self._visit_module(obj)
+        elif isinstance(obj, (types.FunctionType, type)):
+            self._visit_code_object(obj)
+        elif (wrapped := getattr(obj, "__shipyard_fn__", None)) is not None:
+            self.visit(wrapped)
+
+    def _visit_code_object(self, obj: Any) -> None:
+        module = sys.modules.get(getattr(obj, "__module__", "") or "")
+        if module is None or not _is_project_module(module):
+            self._note_package(module)
+            return
+        name = f"{module.__name__}:{getattr(obj, '__qualname__', obj)}"
+        self.parts.append((name, _normalized_source(obj)))
+        for global_name in sorted(_global_names(obj)):
+            self._visit_global(global_name, _globals_of(obj, module))
+
+    def _visit_global(self, name: str, namespace: dict[str, Any]) -> None:
+        if name not in namespace:
+            return
+        value = namespace[name]
+        if isinstance(value, _CONSTANT_TYPES):
+            self.parts.append((f"const:{name}", repr(value)))
+        elif isinstance(value, (tuple, frozenset)) and all(
+            isinstance(v, _CONSTANT_TYPES) for v in value
+        ):
+            self.parts.append((f"const:{name}", repr(sorted(map(repr, value)))))
+        else:
+            self.visit(value)
+
+    def _visit_module(self, module: types.ModuleType) -> None:
+        if not _is_project_module(module):
+            self._note_package(module)
+            return
+        # A project module reached by name: its whole source counts, because the
+        # step may use any attribute of it.
+        try:
+            source = inspect.getsource(module)
+        except (OSError, TypeError):
+            source = ""
+        self.parts.append((f"module:{module.__name__}", _strip_docstrings(source)))
+        for name in sorted(_module_level_names(source)):
+            value = vars(module).get(name)
+            if isinstance(value, (types.ModuleType, types.FunctionType, type)):
+                self.visit(value)
+
+    def _note_package(self, module: types.ModuleType | None) -> None:
+        if module is None:
+            return
+        top = module.__name__.partition(".")[0]
+        found = _distribution_version(top)
+        if found is not None:
+            self.packages[found[0]] = found[1]
+
+
+def _globals_of(obj: Any, module: types.ModuleType) -> dict[str, Any]:
+    fn_globals = getattr(obj, "__globals__", None)
+    return fn_globals if isinstance(fn_globals, dict) else vars(module)
+
+
+def _global_names(obj: Any) -> set[str]:
+    """Global names that a function's or class's code may load."""
+    names: set[str] = set()
+    codes: list[types.CodeType] = []
+    if isinstance(obj, types.FunctionType):
+        codes.append(obj.__code__)
+    else:
+        names.update(b.__name__ for b in obj.__bases__ if b.__module__ == obj.__module__)
+        for member in vars(obj).values():
+            for func in (getattr(member, "__func__", member), getattr(member, "fget", None)):
+                if isinstance(func, types.FunctionType):
+                    codes.append(func.__code__)
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    return names
+
+
+@cache
+def _library_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    roots.update(p for p in sys.path if "site-packages" in p or "dist-packages" in p)
+    return tuple(str(Path(r).resolve()) for r in roots)
+
+
+@cache
+def _is_project_file(filename: str) -> bool:
+    resolved = str(Path(filename).resolve())
+    return not resolved.startswith(_library_roots())
+
+
+def _is_project_module(module: types.ModuleType) -> bool:
+    name = module.__name__
+    if name == "__main__":
+        return True
+    if name.partition(".")[0] in ("shipyard",) or name in sys.builtin_module_names:
+        return False
+    filename = getattr(module, "__file__", None)
+    return bool(filename) and _is_project_file(filename)
+
+
+@cache
+def _distribution_version(top_level: str) -> tuple[str, str] | None:
+    """The installed distribution (name, version) that provides a top-level module."""
+    if top_level in sys.stdlib_module_names or top_level in sys.builtin_module_names:
+        return None
+    try:
+        return top_level, md.version(top_level)
+    except md.PackageNotFoundError:
+        pass
+    for dist in _packages_distributions().get(top_level, []):
+        try:
+            return dist, md.version(dist)
+        except md.PackageNotFoundError:
+            continue
+    return None
+
+
+@cache
+def _packages_distributions() -> dict[str, list[str]]:
+    return dict(md.packages_distributions())
+
+
+def _normalized_source(obj: Any) -> str:
+    try:
+        source = inspect.getsource(obj)
+    except (OSError, TypeError):
+        # No source (defined in a REPL): fall back to the bytecode.
+        code = getattr(obj, "__code__", None)
+        return code.co_code.hex() if code is not None else repr(obj)
+    return _strip_docstrings(textwrap.dedent(source))
+
+
+def _strip_docstrings(source: str) -> str:
+    """The syntax tree of ``source`` without docstrings, comments or formatting."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                if isinstance(body[0].value.value, str):
+                    node.body = body[1:] or [ast.Pass()]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            node.decorator_list = [d for d in node.decorator_list if not _is_shipyard_decorator(d)]
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
+def _is_shipyard_decorator(node: ast.expr) -> bool:
+    """``@step(...)`` options are hashed separately; only the body is code."""
+    target = node.func if isinstance(node, ast.Call) else node
+    return isinstance(target, (ast.Name, ast.Attribute)) and (
+        getattr(target, "id", None) in ("step", "pipeline")
+        or getattr(target, "attr", None) in ("step", "pipeline")
+    )
+
+
+def _module_level_names(source: str) -> set[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}

@@ -1,0 +1,83 @@
+"""Every error shipyard raises, in one tree.
+
+Each class also derives from the builtin it resembles, so ``except ValueError``
+keeps working for callers who do not know shipyard::
+
+    ShipyardError(Exception)
+    ├── ConfigError(ValueError)              shipyard.toml or SHIPYARD_* is wrong
+    │   └── ProjectNotFoundError(FileNotFoundError)
+    ├── PipelineDefinitionError(TypeError)   a DAG that cannot run: cycle, bad wiring
+    ├── MaterializerError(TypeError)         no way to store or load a type
+    ├── StoreError(OSError)                  metadata or artifact store failed
+    │   ├── ArtifactNotFoundError(LookupError)
+    │   ├── ArtifactCorruptedError            bytes on disk do not match their hash
+    │   └── StoreVersionError                 store written by a newer shipyard
+    ├── RunNotFoundError(LookupError)
+    ├── StepFailedError(RuntimeError)        a step raised; carries the step and run
+    └── MissingDependencyError(ImportError)  an optional extra is not installed
+
+Messages say what was expected, what arrived, and what to do next.
+"""
+
+from __future__ import annotations
+
+
+class ShipyardError(Exception):
+    """Base class of every error raised by shipyard."""
+
+
+class ConfigError(ShipyardError, ValueError):
+    """A setting in ``shipyard.toml`` or a ``SHIPYARD_*`` variable is invalid."""
+
+
+class ProjectNotFoundError(ConfigError, FileNotFoundError):
+    """No ``shipyard.toml`` in the working directory or any of its parents."""
+
+
+class PipelineDefinitionError(ShipyardError, TypeError):
+    """A pipeline's wiring cannot run: a cycle, a foreign value, a bad parameter."""
+
+
+class MaterializerError(ShipyardError, TypeError):
+    """No materializer can store or load a value of this type."""
+
+
+class StoreError(ShipyardError, OSError):
+    """The metadata store or the artifact store failed."""
+
+
+class ArtifactNotFoundError(StoreError, LookupError):
+    """An artifact record or its stored object does not exist."""
+
+
+class ArtifactCorruptedError(StoreError):
+    """An artifact's stored bytes no longer match the SHA-256 they were stored under."""
+
+
+class StoreVersionError(StoreError):
+    """The metadata store was written by a newer shipyard than this one."""
+
+
+class RunNotFoundError(ShipyardError, LookupError):
+    """No run or step run matches the given id."""
+
+
+class StepFailedError(ShipyardError, RuntimeError):
+    """A step raised; the run is marked failed and its finished artifacts are kept."""
+
+    def __init__(self, message: str, *, run_id: str, step: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.step = step
+
+
+class MissingDependencyError(ShipyardError, ImportError):
+    """An optional dependency is needed; the message names the extra to install."""
+
+
+def missing_extra(package: str, extra: str, purpose: str) -> MissingDependencyError:
+    """Build the error for an optional dependency that is not installed."""
+    return MissingDependencyError(
+        f"{purpose} needs the package {package!r}, which is not installed. "
+        f"Install it with: pip install 'shipyard[{extra}]'"
+    )

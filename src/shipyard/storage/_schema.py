@@ -1,0 +1,146 @@
+"""The metadata schema and its forward-only migrations.
+
+The schema version lives in the ``meta`` table. Each migration is a function
+that brings the store from version N-1 to N; a store written by an older
+shipyard is migrated when it is opened, and one written by a newer shipyard is
+refused rather than damaged. Migrations use SQLAlchemy Core only, so they run
+the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+
+def _runs_table(target: sa.MetaData, *, resumable: bool = True) -> sa.Table:
+    resume = [sa.Column("resumed_from", sa.String(32))] if resumable else []
+    return sa.Table(
+        "runs",
+        target,
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("pipeline", sa.String(255), nullable=False, index=True),
+        sa.Column("project", sa.String(255), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False, index=True),
+        sa.Column("params", sa.Text, nullable=False),
+        sa.Column("seed", sa.BigInteger, nullable=False),
+        sa.Column("started_at", sa.Float, nullable=False, index=True),
+        sa.Column("ended_at", sa.Float),
+        sa.Column("heartbeat_at", sa.Float),
+        sa.Column("pid", sa.Integer),
+        sa.Column("host", sa.String(255)),
+        sa.Column("git_commit", sa.String(64)),
+        sa.Column("git_dirty", sa.Boolean),
+        sa.Column("git_diff_hash", sa.String(64)),
+        sa.Column("environment", sa.Text),
+        sa.Column("error", sa.Text),
+        *resume,
+    )
+
+
+runs = _runs_table(metadata)
+
+step_runs = sa.Table(
+    "step_runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("step", sa.String(512), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("cache_key", sa.String(64), index=True),
+    sa.Column("code_hash", sa.String(64)),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("upstream", sa.Text, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("ended_at", sa.Float),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("error", sa.Text),
+    sa.Column("traceback", sa.Text),
+    sa.Column("cached_from", sa.String(32)),
+    sa.UniqueConstraint("run_id", "name", name="uq_step_runs_run_name"),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False, index=True),
+    sa.Column("uri", sa.Text, nullable=False),
+    sa.Column("type_name", sa.String(255), nullable=False),
+    sa.Column("materializer", sa.String(128), nullable=False),
+    sa.Column("materializer_version", sa.String(32), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("preview", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("step_run_id", sa.String(32), sa.ForeignKey("step_runs.id"), index=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), index=True),
+    sa.Column("output_name", sa.String(255), nullable=False),
+)
+
+lineage = sa.Table(
+    "lineage",
+    metadata,
+    sa.Column("step_run_id", sa.String(32), sa.ForeignKey("step_runs.id"), primary_key=True),
+    sa.Column("role", sa.String(8), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("artifact_id", sa.String(32), sa.ForeignKey("artifacts.id"), nullable=False,
+              index=True),
+)
+
+params = sa.Table(
+    "params",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("step_name", sa.String(255), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=False, index=True),
+    sa.Column("step_name", sa.String(255), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("step", sa.Integer),
+    sa.Column("logged_at", sa.Float, nullable=False),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+def _v1_initial(conn: sa.Connection) -> None:
+    """Runs, step runs, artifacts, lineage, params and metrics."""
+    legacy = sa.MetaData()
+    _runs_table(legacy, resumable=False)
+    for table in (meta, step_runs, artifacts, lineage, params, metrics):
+        table.to_metadata(legacy)
+    legacy.create_all(conn)
+
+
+def _v2_tags_and_resume(conn: sa.Connection) -> None:
+    """Run tags, and which run a resumed run continues."""
+    tags.create(conn)
+    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN resumed_from VARCHAR(32)"))
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_initial, _v2_tags_and_resume]
+SCHEMA_VERSION = len(MIGRATIONS)
