@@ -6,6 +6,7 @@ import logging
 import math
 import time
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from shipyard.errors import ShipyardError
@@ -16,12 +17,18 @@ _current: ContextVar[StepContext | None] = ContextVar("shipyard_step_context", d
 class StepContext:
     """The run and step a step is running in, and where it logs metrics and params.
 
+    ``project_root`` is the project folder: resolve the project's relative paths
+    against it, since a run may be started from any working directory.
+
     Metrics and params are buffered and written with the step's result in one
     transaction, so logging thousands of them costs microseconds each.
     """
 
-    def __init__(self, *, run_id: str, step_name: str, step_run_id: str, seed: int) -> None:
+    def __init__(
+        self, *, run_id: str, step_name: str, step_run_id: str, seed: int, project_root: Path
+    ) -> None:
         self.run_id = run_id
+        self.project_root = project_root
         self.step_name = step_name
         self.step_run_id = step_run_id
         self.seed = seed

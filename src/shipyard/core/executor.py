@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from shipyard.core import materializers
@@ -50,6 +51,7 @@ class StepTask:
     params: dict[str, Any]
     inputs: dict[str, ArtifactRef]
     seed: int
+    project_root: str
 
 
 @dataclass
@@ -98,7 +100,11 @@ def execute_step(
     """Load missing inputs, run the step (with retries), and store its outputs."""
     started = time.time()
     context = StepContext(
-        run_id=task.run_id, step_name=task.name, step_run_id=task.step_run_id, seed=task.seed
+        run_id=task.run_id,
+        step_name=task.name,
+        step_run_id=task.step_run_id,
+        seed=task.seed,
+        project_root=Path(task.project_root),
     )
     token = _enter(context)
     attempts = 0

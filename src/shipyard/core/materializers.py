@@ -214,6 +214,7 @@ TRUSTED_MODULE_PREFIXES: list[str] = [
     "_operator.",
     "operator.",
     "math.",
+    "functools.partial",
 ]
 
 

@@ -303,6 +303,7 @@ class _Driver:
             params=inv.params,
             inputs=self._inputs(tracked),
             seed=step_seed(self.seed, inv.name),
+            project_root=str(self.project.root),
         )
         values = {
             param: self.values[out.ref]
