@@ -10,6 +10,7 @@ from fraud.training import (
     split_by_time,
     train_model,
 )
+
 from shipyard import pipeline
 
 

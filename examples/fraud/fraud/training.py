@@ -24,7 +24,8 @@ def load_transactions(data_dir: str, start: str, end: str) -> pl.DataFrame:
     first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
     folder = get_context().project_root / data_dir
     paths = sorted(
-        p for p in folder.glob("transactions_*.parquet")
+        p
+        for p in folder.glob("transactions_*.parquet")
         if first <= dt.date.fromisoformat(p.stem.removeprefix("transactions_")) < last
     )
     if not paths:
@@ -77,13 +78,22 @@ def train_model(train: pl.DataFrame, learning_rate: float, max_iter: int) -> Bas
     from sklearn.preprocessing import OrdinalEncoder
 
     encode = ColumnTransformer(
-        [("categories", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                       encoded_missing_value=-2), CATEGORICAL)],
+        [
+            (
+                "categories",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2
+                ),
+                CATEGORICAL,
+            )
+        ],
         remainder="passthrough",
     )
     classifier = HistGradientBoostingClassifier(
-        learning_rate=learning_rate, max_iter=max_iter,
-        categorical_features=list(range(len(CATEGORICAL))), random_state=get_context().seed,
+        learning_rate=learning_rate,
+        max_iter=max_iter,
+        categorical_features=list(range(len(CATEGORICAL))),
+        random_state=get_context().seed,
     )
     model = make_pipeline(encode, classifier)
     model.fit(train.select(CATEGORICAL + NUMERIC), train[LABEL].to_numpy())

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import inspect
 import importlib.metadata as md
+import inspect
 import sys
 import sysconfig
 import textwrap
@@ -212,12 +212,19 @@ def _strip_docstrings(source: str) -> str:
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                if isinstance(body[0].value.value, str):
-                    node.body = body[1:] or [ast.Pass()]
+            if body and _is_docstring(body[0]):
+                node.body = body[1:] or [ast.Pass()]
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             node.decorator_list = [d for d in node.decorator_list if not _is_shipyard_decorator(d)]
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    )
 
 
 def _is_shipyard_decorator(node: ast.expr) -> bool:

@@ -119,12 +119,15 @@ def execute_step(
             except Exception:
                 if attempts > step.retries:
                     raise
-                context.logger.warning("step %s failed, retry %d of %d", task.name,
-                                       attempts, step.retries, exc_info=True)
+                context.logger.warning(
+                    "step %s failed, retry %d of %d",
+                    task.name,
+                    attempts,
+                    step.retries,
+                    exc_info=True,
+                )
         outputs = split_outputs(step, result)
-        records = [
-            _store_output(task, step, store, name, value) for name, value in outputs.items()
-        ]
+        records = [_store_output(task, step, store, name, value) for name, value in outputs.items()]
     except Exception as exc:
         return StepOutcome(
             status="failed",
@@ -220,4 +223,3 @@ def _store_output(
         "run_id": task.run_id,
         "output_name": name,
     }
-

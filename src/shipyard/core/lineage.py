@@ -50,6 +50,4 @@ def _producer(store: Any, artifact: dict[str, Any], depth: int) -> Node | None:
 
 def _consumers(store: Any, artifact_id: str) -> list[Node]:
     edges = [e for e in store.edges_of_artifact(artifact_id) if e["role"] == "input"]
-    return [
-        {**_step_node(store.get_step_run(e["step_run_id"])), "as": e["name"]} for e in edges
-    ]
+    return [{**_step_node(store.get_step_run(e["step_run_id"])), "as": e["name"]} for e in edges]

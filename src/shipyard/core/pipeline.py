@@ -285,9 +285,7 @@ class Pipeline:
         return f"<pipeline {self.name} ({self.import_path})>"
 
 
-def pipeline(
-    fn: Callable[..., Any] | None = None, /, *, name: str | None = None
-) -> Any:
+def pipeline(fn: Callable[..., Any] | None = None, /, *, name: str | None = None) -> Any:
     """Make a function a pipeline: its body wires steps; calling it runs them.
 
     Args:

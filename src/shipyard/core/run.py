@@ -171,8 +171,21 @@ class Run:
 
 
 _RUN_FIELDS = (
-    "id", "pipeline", "project", "status", "params", "seed", "started_at", "ended_at",
-    "git_commit", "git_dirty", "git_diff_hash", "error", "resumed_from", "host", "pid",
+    "id",
+    "pipeline",
+    "project",
+    "status",
+    "params",
+    "seed",
+    "started_at",
+    "ended_at",
+    "git_commit",
+    "git_dirty",
+    "git_diff_hash",
+    "error",
+    "resumed_from",
+    "host",
+    "pid",
 )
 
 
@@ -183,10 +196,7 @@ def _metrics_with_cached(
     sources = [store.get_step_run(s.cached_from) for s in steps.values() if s.cached_from]
     wanted = {(run_id, None)} | {(src["run_id"], src["name"]) for src in sources}
     rows = store.metrics(sorted({run for run, _ in wanted}))
-    return [
-        m for m in rows
-        if m["run_id"] == run_id or (m["run_id"], m["step_name"]) in wanted
-    ]
+    return [m for m in rows if m["run_id"] == run_id or (m["run_id"], m["step_name"]) in wanted]
 
 
 def _step_run(

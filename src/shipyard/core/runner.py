@@ -9,6 +9,7 @@ crashed by the next command.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import socket
@@ -37,6 +38,8 @@ from shipyard.errors import PipelineDefinitionError, StepFailedError
 if TYPE_CHECKING:
     from shipyard.core.run import Run
     from shipyard.storage.metadata import MetadataStore
+
+logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
 CRASH_AFTER_SECONDS = 60.0
@@ -268,8 +271,9 @@ class _Driver:
             t
             for t in self.tracked.values()
             if t.status == "pending"
-            and all(self.tracked[u].status not in ("pending", "running")
-                    for u in t.invocation.upstream)
+            and all(
+                self.tracked[u].status not in ("pending", "running") for u in t.invocation.upstream
+            )
         ]
 
     def _upstream_broken(self, tracked: _Tracked) -> bool:
@@ -290,7 +294,9 @@ class _Driver:
         inv = tracked.invocation
         tracked.status = "running"
         self.store.update_step_run(
-            tracked.step_run_id, status="running", started_at=time.time(),
+            tracked.step_run_id,
+            status="running",
+            started_at=time.time(),
             cache_key=cache_key(inv.step, inv.params, self._inputs(tracked)),
             code_hash=code_hash(inv.step),
         )
@@ -338,8 +344,9 @@ class _Driver:
         )
         seconds = outcome.ended_at - outcome.started_at
         self.listener(
-            RunEvent("step_finished", self.run_id, inv.name, outcome.status, seconds,
-                     error=outcome.error)
+            RunEvent(
+                "step_finished", self.run_id, inv.name, outcome.status, seconds, error=outcome.error
+            )
         )
 
     def _reuse(self, tracked: _Tracked) -> bool:
@@ -373,8 +380,9 @@ class _Driver:
             lineage=self._edges(tracked),
             params=self._param_rows(inv, {}),
         )
-        self.listener(RunEvent("step_finished", self.run_id, inv.name, "cached",
-                               time.time() - started))
+        self.listener(
+            RunEvent("step_finished", self.run_id, inv.name, "cached", time.time() - started)
+        )
         return True
 
     def _stored_outputs(self, source: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
@@ -390,13 +398,21 @@ class _Driver:
 
     def _edges(self, tracked: _Tracked) -> list[dict[str, Any]]:
         edges = [
-            {"step_run_id": tracked.step_run_id, "role": "input", "name": param,
-             "artifact_id": ref.id}
+            {
+                "step_run_id": tracked.step_run_id,
+                "role": "input",
+                "name": param,
+                "artifact_id": ref.id,
+            }
             for param, ref in self._inputs(tracked).items()
         ]
         edges += [
-            {"step_run_id": tracked.step_run_id, "role": "output", "name": name,
-             "artifact_id": ref.id}
+            {
+                "step_run_id": tracked.step_run_id,
+                "role": "output",
+                "name": name,
+                "artifact_id": ref.id,
+            }
             for name, ref in tracked.refs.items()
         ]
         return edges
@@ -410,9 +426,7 @@ class _Driver:
 
 
 def _ref(record: dict[str, Any]) -> ArtifactRef:
-    return ArtifactRef(
-        record["id"], record["digest"], record["materializer"], record["type_name"]
-    )
+    return ArtifactRef(record["id"], record["digest"], record["materializer"], record["type_name"])
 
 
 class _Heartbeat:
@@ -430,7 +444,7 @@ class _Heartbeat:
             try:
                 self._store.update_run(self._run_id, heartbeat_at=time.time())
             except Exception:  # a missed beat is retried; it must never kill the run
-                continue
+                logger.debug("heartbeat of run %s failed", self._run_id, exc_info=True)
 
     def stop(self) -> None:
         self._stopped.set()

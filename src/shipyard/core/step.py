@@ -143,10 +143,12 @@ def _output_specs(fn: Callable[..., Any]) -> tuple[OutputSpec, ...]:
         return tuple(OutputSpec(f, types.get(f, Any)) for f in fields)
     if typing.get_origin(annotation) is tuple:
         members = typing.get_args(annotation)
-        names = [_annotated_name(m) for m in members]
-        if members and all(names) and Ellipsis not in members:
-            _check_unique(fn, [n for n in names if n])
-            return tuple(OutputSpec(n, _strip_annotated(m)) for n, m in zip(names, members))
+        names = [n for n in (_annotated_name(m) for m in members) if n]
+        if members and len(names) == len(members):
+            _check_unique(fn, names)
+            return tuple(
+                OutputSpec(n, _strip_annotated(m)) for n, m in zip(names, members, strict=True)
+            )
     name = _annotated_name(annotation)
     return (OutputSpec(name or DEFAULT_OUTPUT, _strip_annotated(annotation)),)
 

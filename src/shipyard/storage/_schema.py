@@ -94,8 +94,9 @@ lineage = sa.Table(
     sa.Column("step_run_id", sa.String(32), sa.ForeignKey("step_runs.id"), primary_key=True),
     sa.Column("role", sa.String(8), primary_key=True),
     sa.Column("name", sa.String(255), primary_key=True),
-    sa.Column("artifact_id", sa.String(32), sa.ForeignKey("artifacts.id"), nullable=False,
-              index=True),
+    sa.Column(
+        "artifact_id", sa.String(32), sa.ForeignKey("artifacts.id"), nullable=False, index=True
+    ),
 )
 
 params = sa.Table(
@@ -126,6 +127,7 @@ tags = sa.Table(
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+
 
 def _v1_initial(conn: sa.Connection) -> None:
     """Runs, step runs, artifacts, lineage, params and metrics."""

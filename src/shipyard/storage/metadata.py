@@ -300,9 +300,7 @@ class MetadataStore:
 
         def work(conn: sa.Connection) -> None:
             keys = list(tags)
-            conn.execute(
-                s.tags.delete().where(s.tags.c.run_id == run_id, s.tags.c.key.in_(keys))
-            )
+            conn.execute(s.tags.delete().where(s.tags.c.run_id == run_id, s.tags.c.key.in_(keys)))
             rows = [{"run_id": run_id, "key": k, "value": str(v)} for k, v in tags.items()]
             if rows:
                 conn.execute(s.tags.insert(), rows)
@@ -313,7 +311,7 @@ class MetadataStore:
         """The tags of a run."""
         query = sa.select(s.tags.c.key, s.tags.c.value).where(s.tags.c.run_id == run_id)
         with self._read() as conn:
-            return {k: v for k, v in conn.execute(query)}
+            return dict(conn.execute(query).tuples().all())
 
 
 _JSON_COLUMNS = ("params", "upstream", "environment", "preview", "value")
@@ -343,9 +341,7 @@ def _upsert_params(conn: sa.Connection, rows: Sequence[Row]) -> None:
 def _schema_version(conn: sa.Connection) -> int:
     if not sa.inspect(conn).has_table("meta"):
         return 0
-    value = conn.execute(
-        sa.select(s.meta.c.value).where(s.meta.c.key == "schema_version")
-    ).scalar()
+    value = conn.execute(sa.select(s.meta.c.value).where(s.meta.c.key == "schema_version")).scalar()
     return int(value) if value is not None else 0
 
 
@@ -411,7 +407,7 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
             "PRAGMA synchronous = NORMAL",
             "PRAGMA foreign_keys = ON",
         ):
-            _retry_locked(lambda p=pragma: cursor.execute(p))
+            _retry_locked(cursor.execute, pragma)
     finally:
         cursor.close()
 
@@ -421,13 +417,13 @@ def _sqlite_on_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def _retry_locked(action: Callable[[], Any]) -> None:
+def _retry_locked(action: Callable[[str], Any], statement: str) -> None:
     """Switching to WAL needs a moment alone with the file; retry while others hold it."""
     import sqlite3
 
     for attempt in range(_WRITE_ATTEMPTS):
         try:
-            action()
+            action(statement)
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or attempt == _WRITE_ATTEMPTS - 1:
