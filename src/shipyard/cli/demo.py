@@ -85,6 +85,6 @@ def _report(run: Any, directory: Path) -> None:
         f"cd {directory}",
         f"shipyard runs show {run.id[:8]}",
         "shipyard runs list",
-        f"shipyard run training   [dim]# again: every step is a cache hit[/]",
+        "shipyard run training   [dim]# again: every step is a cache hit[/]",
     ):
         console.print(f"  {command}")

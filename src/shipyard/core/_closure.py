@@ -15,10 +15,12 @@ import ast
 import hashlib
 import importlib.metadata as md
 import inspect
+import os
 import sys
 import sysconfig
 import textwrap
 import types
+import weakref
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -35,26 +37,47 @@ class Closure:
     packages: dict[str, str] = field(default_factory=dict)
 
 
-_memo: dict[tuple[int, int], Closure] = {}
+Stamp = tuple[str, int, int]  # a source file's path, mtime and size
+_memo: weakref.WeakKeyDictionary[Any, tuple[Any, tuple[Stamp, ...], Closure]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def closure_of(fn: Any) -> Closure:
-    """Hash the code closure of ``fn`` (memoised for the life of the function's code)."""
+    """Hash the code closure of ``fn``.
+
+    The result is remembered while the function's code and every source file the
+    closure reached stay unchanged, so a helper edited in a long-lived process
+    (a notebook with autoreload) is still noticed.
+    """
     code = getattr(fn, "__code__", None)
-    key = (id(fn), id(code))
-    found = _memo.get(key)
-    if found is None:
-        walker = _Walker()
-        walker.visit(fn)
-        found = Closure(walker.digest(), dict(sorted(walker.packages.items())))
-        _memo[key] = found
-    return found
+    found = _memo.get(fn)
+    if found is not None and found[0] is code and all(map(_unchanged, found[1])):
+        return found[2]
+    walker = _Walker()
+    walker.visit(fn)
+    closure = Closure(walker.digest(), dict(sorted(walker.packages.items())))
+    _memo[fn] = (code, tuple(_stamp(f) for f in sorted(walker.files)), closure)
+    return closure
+
+
+def _stamp(path: str) -> Stamp:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (path, -1, -1)
+    return (path, stat.st_mtime_ns, stat.st_size)
+
+
+def _unchanged(stamp: Stamp) -> bool:
+    return _stamp(stamp[0]) == stamp
 
 
 class _Walker:
     def __init__(self) -> None:
         self.parts: list[tuple[str, str]] = []
         self.packages: dict[str, str] = {}
+        self.files: set[str] = set()
         self._seen: set[int] = set()
 
     def digest(self) -> str:
@@ -81,9 +104,12 @@ class _Walker:
             self._note_package(module)
             return
         name = f"{module.__name__}:{getattr(obj, '__qualname__', obj)}"
+        self._note_file(module)
         self.parts.append((name, _normalized_source(obj)))
         for global_name in sorted(_global_names(obj)):
             self._visit_global(global_name, _globals_of(obj, module))
+        for free_name, value in sorted(_free_variables(obj).items()):
+            self._visit_global(free_name, {free_name: value})
 
     def _visit_global(self, name: str, namespace: dict[str, Any]) -> None:
         if name not in namespace:
@@ -104,6 +130,7 @@ class _Walker:
             return
         # A project module reached by name: its whole source counts, because the
         # step may use any attribute of it.
+        self._note_file(module)
         try:
             source = inspect.getsource(module)
         except (OSError, TypeError):
@@ -113,6 +140,11 @@ class _Walker:
             value = vars(module).get(name)
             if isinstance(value, (types.ModuleType, types.FunctionType, type)):
                 self.visit(value)
+
+    def _note_file(self, module: types.ModuleType) -> None:
+        filename = getattr(module, "__file__", None)
+        if filename:
+            self.files.add(filename)
 
     def _note_package(self, module: types.ModuleType | None) -> None:
         if module is None:
@@ -145,6 +177,20 @@ def _global_names(obj: Any) -> set[str]:
         names.update(code.co_names)
         codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
     return names
+
+
+def _free_variables(obj: Any) -> dict[str, Any]:
+    """Variables a nested function closes over (``nonlocal`` names), with their values."""
+    code, cells = getattr(obj, "__code__", None), getattr(obj, "__closure__", None)
+    if code is None or not cells:
+        return {}
+    values = {}
+    for name, cell in zip(code.co_freevars, cells, strict=True):
+        try:
+            values[name] = cell.cell_contents
+        except ValueError:  # an empty cell: the variable is not bound yet
+            continue
+    return values
 
 
 @cache

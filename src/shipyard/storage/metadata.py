@@ -311,7 +311,7 @@ class MetadataStore:
         """The tags of a run."""
         query = sa.select(s.tags.c.key, s.tags.c.value).where(s.tags.c.run_id == run_id)
         with self._read() as conn:
-            return dict(conn.execute(query).tuples().all())
+            return {row[0]: row[1] for row in conn.execute(query)}
 
 
 _JSON_COLUMNS = ("params", "upstream", "environment", "preview", "value")
