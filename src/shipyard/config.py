@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,9 +120,17 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
     root = find_project_root() if root is None else Path(root).resolve()
     path = root / CONFIG_FILE
     raw = _read_toml(path)
-    values = _validate(raw, path, path.read_text(encoding="utf-8"))
-    _apply_env(values, os.environ if environ is None else environ)
-    return _resolve(root, path, values)
+    text = path.read_text(encoding="utf-8")
+    values = _validate(raw, path, text)
+    from_env = _apply_env(values, os.environ if environ is None else environ)
+
+    def origin(section: str, key: str) -> str:
+        """Where a value came from, for messages: the variable, or the file and line."""
+        if (section, key) in from_env:
+            return f"Environment variable {from_env[section, key]}"
+        return f"{path}:{_line_of(text, section, key)}: [{section}] {key}"
+
+    return _resolve(root, path, values, origin)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -143,12 +152,19 @@ def _validate(raw: dict[str, Any], path: Path, text: str) -> dict[str, dict[str,
     values: dict[str, dict[str, Any]] = {}
     for section, table in raw.items():
         where = f"{path}:{_line_of(text, section, None)}"
+        if section not in _SCHEMA and not isinstance(table, dict):
+            raise ConfigError(
+                f"{path}:{_line_of(text, '', section)}: {section!r} is set outside any table. "
+                f"Settings belong under one of: {', '.join(f'[{s}]' for s in _SCHEMA)}; "
+                "move it under its table."
+            )
         if section not in _SCHEMA:
             raise ConfigError(
                 f"{where}: unknown table [{section}]. Expected one of: "
                 f"{', '.join(f'[{s}]' for s in _SCHEMA)}. Remove it or fix its name."
             )
         if not isinstance(table, dict):
+            where = f"{path}:{_line_of(text, '', section)}"
             raise ConfigError(f"{where}: {section!r} must be a table ([{section}]).")
         values[section] = {k: _check_key(section, k, v, path, text) for k, v in table.items()}
     for section, keys in _SCHEMA.items():
@@ -187,7 +203,9 @@ def _coerce(value: Any, spec: _Key, label: str) -> Any:
     )
 
 
-def _apply_env(values: dict[str, dict[str, Any]], environ: Any) -> None:
+def _apply_env(values: dict[str, dict[str, Any]], environ: Any) -> dict[tuple[str, str], str]:
+    """Overlay ``SHIPYARD_*`` variables; returns the variable that set each (section, key)."""
+    from_env: dict[tuple[str, str], str] = {}
     for name, text in environ.items():
         if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
             continue
@@ -196,6 +214,8 @@ def _apply_env(values: dict[str, dict[str, Any]], environ: Any) -> None:
         if spec is None:
             continue  # other tools' SHIPYARD_* variables are not ours to judge
         values.setdefault(section, {})[key] = _parse_env(text, spec, name)
+        from_env[section, key] = name
+    return from_env
 
 
 def _parse_env(text: str, spec: _Key, name: str) -> Any:
@@ -211,19 +231,24 @@ def _parse_env(text: str, spec: _Key, name: str) -> Any:
     return text
 
 
-def _resolve(root: Path, path: Path, values: dict[str, dict[str, Any]]) -> Settings:
+def _resolve(
+    root: Path, path: Path, values: dict[str, dict[str, Any]], origin: Callable[[str, str], str]
+) -> Settings:
     def get(section: str, key: str) -> Any:
         return values.get(section, {}).get(key, _SCHEMA[section][key].default)
 
     executor = get("executor", "kind")
     if executor not in _EXECUTORS:
         raise ConfigError(
-            f"{path}: [executor] kind must be one of {', '.join(map(repr, _EXECUTORS))}, "
-            f"got {executor!r}."
+            f"{origin('executor', 'kind')} must be one of {', '.join(map(repr, _EXECUTORS))}, "
+            f"got {executor!r}. Change it to one of those."
         )
     workers = get("executor", "max_workers")
     if workers < 1:
-        raise ConfigError(f"{path}: [executor] max_workers must be at least 1, got {workers}.")
+        raise ConfigError(
+            f"{origin('executor', 'max_workers')} must be at least 1, got {workers}. "
+            "Change it to the number of steps to run at once."
+        )
     project = ProjectSettings(
         name=get("project", "name"),
         owner=get("project", "owner"),
@@ -262,14 +287,18 @@ def resolve_artifacts_url(url: str, root: Path) -> str:
 
 
 def _line_of(text: str, section: str, key: str | None) -> int:
-    """The 1-based line of ``[section]`` or of ``key`` inside it (1 if not found)."""
-    current: str | None = None
+    """The 1-based line of ``[section]`` or of ``key`` inside it (1 if not found).
+
+    Section ``""`` holds the keys written before any ``[table]``; a key that is a
+    sub-table (``[section.key]``) is found at its header.
+    """
+    current = ""
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         header = re.match(r"^\[\s*([^\]\s]+)\s*\]", stripped)
         if header:
             current = header.group(1)
-            if key is None and current == section:
+            if current == (section if key is None else f"{section}.{key}"):
                 return number
             continue
         if key is not None and current == section and re.match(rf"^{re.escape(key)}\s*=", stripped):
