@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli._console import console
+from shipyard.cli._console import console, fail
 
 _PIPELINES = '''\
 """This project's pipelines. `shipyard run hello` runs the one below."""
@@ -46,8 +46,11 @@ def init(
     directory = directory.resolve()
     config = directory / CONFIG_FILE
     if config.exists():
-        console.print(f"[red]error:[/] {config} already exists; this is a project already.")
-        raise typer.Exit(2)
+        fail(
+            f"{config} already exists; this is a project already. Edit that file, "
+            "or run `shipyard init` in another folder.",
+            code=2,
+        )
     directory.mkdir(parents=True, exist_ok=True)
     project_name = name or directory.name or "project"
     config.write_text(PROJECT_TEMPLATE.format(name=project_name, owner=owner), encoding="utf-8")
