@@ -53,7 +53,17 @@ def list_runs(
         took = (row["ended_at"] - row["started_at"]) if row["ended_at"] else None
         table.add_row(row["id"][:8], row["pipeline"], status(row["status"]),
                       when(row["started_at"]), duration(took), _short(row["params"]))
-    console.print(table if rows else "No runs yet. Start one with: shipyard run PIPELINE")
+    if rows:
+        console.print(table)
+    elif pipeline or state:
+        console.print(f"No runs match {_filters(pipeline, state)}. See all: shipyard runs list")
+    else:
+        console.print("No runs yet. Start one with: shipyard run PIPELINE")
+
+
+def _filters(pipeline: str | None, state: str | None) -> str:
+    given = {"--pipeline": pipeline, "--status": state}
+    return " ".join(f"{option} {value}" for option, value in given.items() if value)
 
 
 def _run_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +154,8 @@ def run_summary(run: Any) -> dict[str, Any]:
         "resumed_from": run.resumed_from, "metrics": run.metrics, "tags": run.tags,
         "steps": [
             {
-                "name": s.name, "step": s.step, "status": s.status, "seconds": s.seconds,
+                "id": s.id, "name": s.name, "step": s.step, "status": s.status,
+                "seconds": s.seconds,
                 "attempts": s.attempts, "cache_key": s.cache_key, "code_hash": s.code_hash,
                 "cached_from": s.cached_from, "params": s.params, "error": s.error,
                 "inputs": {k: a.id for k, a in s.inputs.items()},
