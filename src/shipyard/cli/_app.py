@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -25,15 +26,36 @@ app.add_typer(artifacts.app, name="artifacts")
 
 def main() -> None:
     """Entry point of the ``shipyard`` script."""
+    import click
+
     from shipyard.cli._console import fail
     from shipyard.errors import ShipyardError, StepFailedError
 
     try:
-        app()
+        result = app(standalone_mode=False)
     except StepFailedError as exc:
         fail(str(exc), code=1)
     except ShipyardError as exc:
         fail(str(exc), code=2)
-    except KeyboardInterrupt:
-        fail("Interrupted.", code=130)
-    sys.exit(0)
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
+        _interrupted()
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    if result == _INTERRUPTED:  # Typer turns Ctrl-C into exit code 130
+        _interrupted()
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+_INTERRUPTED = 130
+
+
+def _interrupted() -> None:
+    from shipyard.cli._console import err_console
+
+    err_console.print("Interrupted.")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Steps still running in worker threads would keep the process alive: leave now.
+    # The run was already recorded as cancelled.
+    os._exit(_INTERRUPTED)

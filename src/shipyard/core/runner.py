@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import signal
 import socket
 import threading
 import time
@@ -87,6 +88,7 @@ def run_pipeline(
     if seed is None:
         seed = project.settings.seed if project.settings.seed is not None else _fresh_seed()
     dag = pipeline.build(params)
+    _restore_ctrl_c()
     driver = _Driver(project, pipeline, dag, params, seed, cache, resumed_from, listener)
     status = driver.drive()
     run = Run.load(project, driver.run_id, returned=dag.returned, values=driver.values)
@@ -104,6 +106,19 @@ def run_pipeline(
         error.run = run  # type: ignore[attr-defined]
         raise error
     return run
+
+
+def _restore_ctrl_c() -> None:
+    """Give Ctrl-C back to Python if a native library took it over.
+
+    Polars installs its own SIGINT handler when imported, which holds Python's
+    KeyboardInterrupt back until the running step ends. The run must be
+    cancellable at once, so Python's handler is put back (main thread only).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _fresh_seed() -> int:
