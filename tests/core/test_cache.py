@@ -28,7 +28,7 @@ def scale(x):
     return x * FACTOR
 '''
 
-STEPS = '''
+STEPS = """
 from shipyard import pipeline, step
 import helpers
 
@@ -47,7 +47,7 @@ def transform(x: int) -> int:
 @pipeline
 def flow(n: int = 3):
     return transform(load(n))
-'''
+"""
 
 
 @pytest.fixture

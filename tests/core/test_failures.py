@@ -146,7 +146,7 @@ def test_retries_give_up_after_the_last_attempt(project: Project) -> None:
 
 # -- whole processes: SIGKILL and Ctrl-C -----------------------------------------------
 
-SLOW_PROJECT = '''
+SLOW_PROJECT = """
 import os
 import time
 from pathlib import Path
@@ -192,7 +192,7 @@ def sleepy() -> int:
 @pipeline
 def slow():
     return sleepy()
-'''
+"""
 
 
 @pytest.fixture
@@ -221,8 +221,13 @@ def test_sigkill_while_writing_an_artifact_leaves_no_partial_object(
     slow_project: tuple[Path, dict[str, str]],
 ) -> None:
     root, env = slow_project
-    child = subprocess.Popen([*CLI, "run", "heavy"], cwd=root, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [*CLI, "run", "heavy"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _wait_for(lambda: (root / "marker").exists() and _staged_bytes(root) > 1_000_000)
     child.kill()
     child.wait()
@@ -243,15 +248,23 @@ def test_sigkill_while_writing_an_artifact_leaves_no_partial_object(
         assert sha256_file(path) == (artifact["digest"], artifact["size"])
     assert {a["output_name"] for a in store.all_artifacts()} == {"output"}
 
-    resumed = subprocess.run([*CLI, "run", "heavy", "--resume", run_row["id"][:8], "--json"],
-                             cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run(
+        [*CLI, "run", "heavy", "--resume", run_row["id"][:8], "--json"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert resumed.returncode == 0, resumed.stderr
     import json
 
     summary = json.loads(resumed.stdout)
     assert summary["resumed_from"] == run_row["id"]
     assert [(s["name"], s["status"]) for s in summary["steps"]] == [
-        ("first", "cached"), ("big", "completed"), ("last", "completed"),
+        ("first", "cached"),
+        ("big", "completed"),
+        ("last", "completed"),
     ]
 
 
@@ -259,9 +272,15 @@ def test_sigkill_while_writing_an_artifact_leaves_no_partial_object(
 def test_ctrl_c_marks_the_run_cancelled(slow_project: tuple[Path, dict[str, str]]) -> None:
     root, env = slow_project
     # A shell's background jobs ignore SIGINT, and children inherit that: restore it.
-    child = subprocess.Popen([*CLI, "run", "slow"], cwd=root, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    child = subprocess.Popen(
+        [*CLI, "run", "slow"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     _wait_for(lambda: (root / "marker").exists())
     interrupted = time.monotonic()
     child.send_signal(signal.SIGINT)

@@ -289,9 +289,9 @@ def test_returning_the_wrong_number_of_outputs_is_explained(project: Project) ->
     assert "declares 2 outputs ['a', 'b'] but returned tuple of length 3" in (
         run.step_runs["two_outputs"].error or ""
     )
-    with pytest.raises(MaterializerError):
-        from shipyard.core.executor import split_outputs
+    from shipyard.core.executor import split_outputs
 
+    with pytest.raises(MaterializerError):
         split_outputs(two_outputs, (1, 2, 3))
 
 

@@ -65,7 +65,12 @@ def qualified_name(cls: type) -> str:
 
 class PolarsMaterializer(Materializer):
     name = "polars.parquet"
-    types = ("polars.dataframe.frame.DataFrame", "polars.lazyframe.frame.LazyFrame")
+    types = (
+        "polars.dataframe.frame.DataFrame",
+        "polars.lazyframe.frame.LazyFrame",
+        "polars.DataFrame",
+        "polars.LazyFrame",
+    )
 
     def save(self, value: Any, path: Path) -> Preview:
         import polars as pl
@@ -84,7 +89,7 @@ class PolarsMaterializer(Materializer):
 
 class PandasMaterializer(Materializer):
     name = "pandas.parquet"
-    types = ("pandas.core.frame.DataFrame",)
+    types = ("pandas.core.frame.DataFrame", "pandas.DataFrame")  # pandas 3 renamed the module
 
     def save(self, value: Any, path: Path) -> Preview:
         import pyarrow as pa

@@ -181,7 +181,7 @@ class FsspecArtifactStore:
         remote = self._remote(digest)
         try:
             if not self._fs.exists(remote):
-                self._fs.put_file(str(staged), remote)
+                self._upload(staged, remote)
         except Exception as exc:
             raise StoreError(
                 f"Uploading an artifact to {self.url} failed: {exc}. "
@@ -189,6 +189,17 @@ class FsspecArtifactStore:
             ) from exc
         self._cache.commit(staged)
         return StoredObject(digest, size, f"{self.url}/objects/{digest[:2]}/{digest[2:]}")
+
+    def _upload(self, staged: Path, remote: str) -> None:
+        if _OBJECT_STORES & set(_protocols(self._fs)):
+            self._fs.put_file(str(staged), remote)  # object stores show an upload whole or not
+            return
+        # Elsewhere (a file system, SFTP) upload under a temporary name, then rename.
+        parent = remote.rsplit("/", 1)[0]
+        self._fs.makedirs(parent, exist_ok=True)
+        temporary = f"{parent}/.{uuid.uuid4().hex}.partial"
+        self._fs.put_file(str(staged), temporary)
+        self._fs.mv(temporary, remote)
 
     def local_path(self, digest: str) -> Path:
         if not self._cache.exists(digest):
@@ -210,6 +221,14 @@ class FsspecArtifactStore:
 
     def exists(self, digest: str) -> bool:
         return bool(self._fs.exists(self._remote(digest)))
+
+
+_OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"}
+
+
+def _protocols(fs: object) -> tuple[str, ...]:
+    protocol = getattr(fs, "protocol", ())
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 
 
 def open_artifact_store(url: str, cache_dir: Path) -> ArtifactStore:
