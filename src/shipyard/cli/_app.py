@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import typer
 
@@ -24,10 +25,17 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
 
 
+# Usage errors (a bad --param, an unknown option) are ClickExceptions: click's own, or in
+# newer Typer (0.29 here) the copy Typer vendors, which `click.ClickException` does not
+# match (and the `click` package need not be installed). The base of typer.BadParameter
+# is the right class either way.
+_ClickException: Any = next(
+    cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"
+)
+
+
 def main() -> None:
     """Entry point of the ``shipyard`` script."""
-    import click
-
     from shipyard.cli._console import fail
     from shipyard.errors import ShipyardError, StepFailedError
 
@@ -37,9 +45,9 @@ def main() -> None:
         fail(str(exc), code=1)
     except ShipyardError as exc:
         fail(str(exc), code=2)
-    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         _interrupted()
-    except click.ClickException as exc:
+    except _ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     if result == _INTERRUPTED:  # Typer turns Ctrl-C into exit code 130
