@@ -39,16 +39,23 @@ class InMemoryArtifactStore:
             self.objects.setdefault(digest, data)
         return StoredObject(digest, len(data), f"{self.url}/{digest}")
 
-    def local_path(self, digest: str) -> Path:
+    def local_path(self, digest: str, *, verify: bool = True) -> Path:
+        if verify:
+            self.verify(digest)
+        data = self.objects.get(digest)
+        if data is None:
+            raise ArtifactNotFoundError(f"The object {digest[:12]}… is not in {self.url}.")
+        path = self._scratch / f"read-{digest}"
+        if not path.exists():
+            path.write_bytes(data)
+        return path
+
+    def verify(self, digest: str) -> None:
         data = self.objects.get(digest)
         if data is None:
             raise ArtifactNotFoundError(f"The object {digest[:12]}… is not in {self.url}.")
         if hashlib.sha256(data).hexdigest() != digest:
             raise ArtifactCorruptedError(f"The object {digest[:12]}… in {self.url} is corrupted.")
-        path = self._scratch / f"read-{digest}"
-        if not path.exists():
-            path.write_bytes(data)
-        return path
 
     def exists(self, digest: str) -> bool:
         return digest in self.objects
@@ -71,6 +78,8 @@ def check_artifact_store(store: ArtifactStore) -> None:
     assert second.digest == first.digest, "the same bytes got another address"
     path = store.local_path(expected)
     assert path.read_bytes() == payload, "reading back gave other bytes"
+    store.verify(expected)
+    assert store.local_path(expected, verify=False).read_bytes() == payload
     assert sha256_file(path) == (expected, len(payload))
     empty = _commit_bytes(store, b"")
     assert store.local_path(empty.digest).read_bytes() == b""

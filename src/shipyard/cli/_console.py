@@ -8,6 +8,7 @@ import sys
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -20,7 +21,8 @@ def print_json(value: Any) -> None:
 
 def fail(message: str, *, code: int) -> NoReturn:
     """Print an error the user can act on, and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    # Messages quote user text and name tables like [executor]: never read them as markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise SystemExit(code)
 
 

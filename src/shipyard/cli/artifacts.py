@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -40,9 +41,10 @@ def show(artifact_id: ArtifactArg, as_json: JsonOption = False) -> None:
     preview = row["preview"]
     if preview.get("kind") == "table":
         console.print(f"{preview['rows']} rows")
-        table = Table(*(f"{name}\n[dim]{dtype}[/]" for name, dtype in preview["columns"].items()))
+        columns = preview["columns"].items()
+        table = Table(*(f"{escape(name)}\n[dim]{dtype}[/]" for name, dtype in columns))
         for values in preview["head"]:
-            table.add_row(*(str(v) for v in values))
+            table.add_row(*(escape(str(v)) for v in values))
         console.print(table)
     else:
         console.print(preview)

@@ -7,6 +7,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from shipyard.cli._console import console, current_project, duration, print_json, status
 
@@ -51,7 +52,7 @@ def run(
         )
         for step_run in result.step_runs.values():
             if step_run.status == "failed":
-                console.print(f"[red]{step_run.name} failed:[/] {step_run.error}")
+                console.print(f"[red]{step_run.name} failed:[/] {escape(str(step_run.error))}")
                 if step_run.traceback:
                     console.print(step_run.traceback.rstrip(), markup=False, style="dim", soft_wrap=True)
                 console.print(

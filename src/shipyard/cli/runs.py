@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli._console import (
@@ -74,7 +75,8 @@ def _run_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def _short(value: Any, width: int = 60) -> str:
     text = ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    # Values are user data (params, errors, previews): shown as they are, never as markup.
+    return escape(text if len(text) <= width else text[: width - 1] + "…")
 
 
 @app.command("show")
@@ -97,7 +99,7 @@ def show(run_id: RunArg, as_json: JsonOption = False) -> None:
     if run.resumed_from:
         console.print(f"resumed from {run.resumed_from[:8]}")
     if run.error:
-        console.print(f"[red]{run.error}[/]")
+        console.print(f"[red]{escape(run.error)}[/]")
     console.print(_steps_table(run))
     if run.metrics:
         metrics = Table("metric", "value", "logged")
@@ -208,7 +210,7 @@ def reproduce(
     if not as_json:
         for change in changes:
             console.print(f"[yellow]warning:[/] {change['what']} {change['name']} was "
-                          f"{change['a']!s}, is now {change['b']!s}")
+                          f"{escape(str(change['a']))}, is now {escape(str(change['b']))}")
     with RunProgress(enabled=not as_json) as progress:
         result = pipeline.run(params=original.params, seed=original.seed, cache=cache,
                               project=project, listener=progress, raise_on_failure=False)

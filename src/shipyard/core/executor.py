@@ -175,9 +175,23 @@ def _load_inputs(task: StepTask, store: ArtifactStore, values: dict[str, Any]) -
 
 
 def load_artifact(store: ArtifactStore, ref: ArtifactRef) -> Any:
-    """Read an artifact's value, checking its bytes against their digest first."""
+    """Read an artifact's value; its bytes are checked against their digest meanwhile.
+
+    Hashing runs in a thread while the materializer parses the file (both release
+    the GIL), so a checked read costs little more than an unchecked one. A value
+    is only returned once its bytes are known to be the ones that were stored.
+    """
     materializer = materializers.by_name(ref.materializer)
-    return materializer.load(store.local_path(ref.digest), ref.type_name)
+    path = store.local_path(ref.digest, verify=False)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipyard-verify") as pool:
+        verified = pool.submit(store.verify, ref.digest)
+        try:
+            value = materializer.load(path, ref.type_name)
+        except Exception:
+            verified.result()  # a corrupted file explains a failed parse best
+            raise
+        verified.result()
+    return value
 
 
 def split_outputs(step: Step, result: Any) -> dict[str, Any]:

@@ -63,6 +63,12 @@ def qualified_name(cls: type) -> str:
 # -- tables ------------------------------------------------------------------------
 
 
+#: Table artifacts are Parquet with LZ4: about twice as fast to write and read as
+#: zstd (Polars' default) for some 15% more bytes, the right trade for data that
+#: pipelines write and read back all day. Any Parquet reader opens them.
+TABLE_COMPRESSION = "lz4"
+
+
 class PolarsMaterializer(Materializer):
     name = "polars.parquet"
     types = (
@@ -75,9 +81,15 @@ class PolarsMaterializer(Materializer):
     def save(self, value: Any, path: Path) -> Preview:
         import polars as pl
 
-        frame = value.collect() if isinstance(value, pl.LazyFrame) else value
-        frame.write_parquet(path, compression="zstd", statistics=True)
-        return _table_preview(frame.schema, frame.height, frame.head(_PREVIEW_ROWS).rows())
+        if isinstance(value, pl.LazyFrame):
+            # Streamed to disk: a lazy result larger than memory never has to be collected.
+            value.sink_parquet(path, compression=TABLE_COMPRESSION)
+            stored = pl.scan_parquet(path)
+            rows = stored.select(pl.len()).collect().item()
+            head = stored.head(_PREVIEW_ROWS).collect()
+            return _table_preview(head.schema, rows, head.rows())
+        value.write_parquet(path, compression=TABLE_COMPRESSION, statistics=True)
+        return _table_preview(value.schema, value.height, value.head(_PREVIEW_ROWS).rows())
 
     def load(self, path: Path, type_name: str) -> Any:
         import polars as pl
@@ -96,7 +108,7 @@ class PandasMaterializer(Materializer):
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pandas(value, preserve_index=True)
-        pq.write_table(table, path, compression="zstd")
+        pq.write_table(table, path, compression=TABLE_COMPRESSION)
         head = value.head(_PREVIEW_ROWS).itertuples(index=False, name=None)
         return _table_preview(dict(value.dtypes.items()), len(value), list(head))
 
@@ -113,7 +125,7 @@ class ArrowMaterializer(Materializer):
     def save(self, value: Any, path: Path) -> Preview:
         import pyarrow.parquet as pq
 
-        pq.write_table(value, path, compression="zstd")
+        pq.write_table(value, path, compression=TABLE_COMPRESSION)
         head = value.slice(0, _PREVIEW_ROWS).to_pylist()
         schema = {f.name: f.type for f in value.schema}
         return _table_preview(schema, value.num_rows, [tuple(r.values()) for r in head])

@@ -46,8 +46,12 @@ class ArtifactStore(Protocol):
     def commit(self, staged: Path) -> StoredObject:
         """Hash the staged file, store it under its digest, and remove the staged file."""
 
-    def local_path(self, digest: str) -> Path:
-        """A local file with the object's bytes, checked against ``digest``."""
+    def local_path(self, digest: str, *, verify: bool = True) -> Path:
+        """A local file with the object's bytes, checked against ``digest`` unless
+        ``verify`` is False (then call ``verify`` yourself, e.g. while parsing the file)."""
+
+    def verify(self, digest: str) -> None:
+        """Raise ``ArtifactCorruptedError`` if the stored bytes do not hash to ``digest``."""
 
     def exists(self, digest: str) -> bool:
         """Whether an object with this digest is stored."""
@@ -113,15 +117,26 @@ class LocalArtifactStore:
         digest = _check_digest(digest)
         return self._objects / digest[:2] / digest[2:]
 
-    def local_path(self, digest: str) -> Path:
+    def local_path(self, digest: str, *, verify: bool = True) -> Path:
+        path = self.object_path(digest)
+        if verify:
+            self.verify(digest)
+        elif not path.is_file():
+            raise self._missing(digest)
+        return path
+
+    def _missing(self, digest: str) -> ArtifactNotFoundError:
+        return ArtifactNotFoundError(
+            f"The object {digest[:12]}… is missing from {self.root}: it was deleted "
+            "outside shipyard. Re-run the step that made it (`shipyard run ... --no-cache`)."
+        )
+
+    def verify(self, digest: str) -> None:
         path = self.object_path(digest)
         try:
             stat = path.stat()
         except FileNotFoundError:
-            raise ArtifactNotFoundError(
-                f"The object {digest[:12]}… is missing from {self.root}: it was deleted "
-                "outside shipyard. Re-run the step that made it (`shipyard run ... --no-cache`)."
-            ) from None
+            raise self._missing(digest) from None
         if self._verified.get(digest) != (stat.st_size, stat.st_mtime_ns):
             actual, _ = sha256_file(path)
             if actual != digest:
@@ -131,7 +146,6 @@ class LocalArtifactStore:
                     "made it (`shipyard run ... --no-cache`)."
                 )
             self._verified[digest] = (stat.st_size, stat.st_mtime_ns)
-        return path
 
     def exists(self, digest: str) -> bool:
         return self.object_path(digest).is_file()
@@ -201,7 +215,15 @@ class FsspecArtifactStore:
         self._fs.put_file(str(staged), temporary)
         self._fs.mv(temporary, remote)
 
-    def local_path(self, digest: str) -> Path:
+    def local_path(self, digest: str, *, verify: bool = True) -> Path:
+        self._download(digest)
+        return self._cache.local_path(digest, verify=verify)
+
+    def verify(self, digest: str) -> None:
+        self._download(digest)
+        self._cache.verify(digest)
+
+    def _download(self, digest: str) -> None:
         if not self._cache.exists(digest):
             staged = self._cache.staging_path()
             try:
@@ -217,7 +239,6 @@ class FsspecArtifactStore:
                     f"The object {digest[:12]}… in {self.url} is corrupted: its bytes hash "
                     f"to {stored.digest[:12]}…. Re-run the step that made it."
                 )
-        return self._cache.local_path(digest)
 
     def exists(self, digest: str) -> bool:
         return bool(self._fs.exists(self._remote(digest)))
