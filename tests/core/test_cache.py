@@ -203,3 +203,27 @@ def test_different_code_always_changes_the_hash(a: int, b: int) -> None:
         _source(f"return x + {b}")
     )
     assert same == (a == b)
+
+
+def test_a_helper_imported_inside_the_step_body_is_followed(project, modules) -> None:
+    local_import = STEPS.replace(
+        "    return helpers.scale(x)", "    from helpers import scale\n\n    return scale(x)"
+    )
+    modules(steps=local_import).flow()
+    run = modules(
+        helpers=HELPERS.replace("return x * FACTOR", "return x * FACTOR * 10"), steps=local_import
+    ).flow()
+
+    assert statuses(run)["transform"] == "completed"
+    assert run.output == 60
+
+
+def test_a_package_imported_inside_the_step_body_is_recorded_before_it_is_imported() -> None:
+    def lazy_numpy() -> object:
+        import numpy
+
+        return numpy.zeros(1)
+
+    import numpy
+
+    assert closure_of(lazy_numpy).packages == {"numpy": numpy.__version__}

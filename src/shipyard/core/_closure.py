@@ -12,8 +12,11 @@ distributions reached are recorded instead.
 from __future__ import annotations
 
 import ast
+import dis
 import hashlib
+import importlib
 import importlib.metadata as md
+import importlib.util
 import inspect
 import os
 import sys
@@ -110,6 +113,8 @@ class _Walker:
             self._visit_global(global_name, _globals_of(obj, module))
         for free_name, value in sorted(_free_variables(obj).items()):
             self._visit_global(free_name, {free_name: value})
+        for imported in sorted(_imports_inside(obj)):
+            self._visit_import(imported)
 
     def _visit_global(self, name: str, namespace: dict[str, Any]) -> None:
         if name not in namespace:
@@ -141,6 +146,26 @@ class _Walker:
             if isinstance(value, (types.ModuleType, types.FunctionType, type)):
                 self.visit(value)
 
+    def _visit_import(self, name: str) -> None:
+        """A module the step imports in its body; it may not be imported yet."""
+        found = sys.modules.get(name)
+        if found is not None:
+            self.visit(found)
+            return
+        top = name.partition(".")[0]
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
+        origin = getattr(spec, "origin", None)
+        if origin and _is_project_file(origin):
+            # Project code the step will import when it runs: hash it now.
+            self.visit(importlib.import_module(name))
+            return
+        dist = _distribution_version(top)
+        if dist is not None:
+            self.packages[dist[0]] = dist[1]
+
     def _note_file(self, module: types.ModuleType) -> None:
         filename = getattr(module, "__file__", None)
         if filename:
@@ -163,19 +188,38 @@ def _globals_of(obj: Any, module: types.ModuleType) -> dict[str, Any]:
 def _global_names(obj: Any) -> set[str]:
     """Global names that a function's or class's code may load."""
     names: set[str] = set()
-    codes: list[types.CodeType] = []
-    if isinstance(obj, types.FunctionType):
-        codes.append(obj.__code__)
-    else:
+    if isinstance(obj, type):
         names.update(b.__name__ for b in obj.__bases__ if b.__module__ == obj.__module__)
+    for code in _code_objects(obj):
+        names.update(code.co_names)
+    return names
+
+
+def _code_objects(obj: Any) -> list[types.CodeType]:
+    """Every code object of a function, or of a class's methods, nested ones included."""
+    if isinstance(obj, types.FunctionType):
+        roots = [obj.__code__]
+    else:
+        roots = []
         for member in vars(obj).values():
             for func in (getattr(member, "__func__", member), getattr(member, "fget", None)):
                 if isinstance(func, types.FunctionType):
-                    codes.append(func.__code__)
-    while codes:
-        code = codes.pop()
-        names.update(code.co_names)
-        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+                    roots.append(func.__code__)
+    found = []
+    while roots:
+        code = roots.pop()
+        found.append(code)
+        roots.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    return found
+
+
+def _imports_inside(obj: Any) -> set[str]:
+    """Modules imported by ``import`` statements inside the function body (absolute only)."""
+    names = set()
+    for code in _code_objects(obj):
+        for instruction in dis.get_instructions(code):
+            if instruction.opname == "IMPORT_NAME" and isinstance(instruction.argval, str):
+                names.add(instruction.argval)
     return names
 
 
