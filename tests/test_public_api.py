@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import shipyard
 
 EXPECTED = {
@@ -36,12 +38,8 @@ def test_all_lists_exactly_the_public_names() -> None:
 
 
 def test_an_unknown_attribute_is_an_attribute_error() -> None:
-    try:
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         shipyard.nope  # type: ignore[attr-defined]  # noqa: B018
-    except AttributeError as exc:
-        assert "has no attribute 'nope'" in str(exc)
-    else:
-        raise AssertionError("no AttributeError")
 
 
 HEAVY = ["sqlalchemy", "polars", "numpy", "pyarrow", "pandas", "sklearn", "fsspec", "typer", "rich"]

@@ -24,7 +24,7 @@ import json
 import math
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from shipyard.errors import MaterializerError, missing_extra
 
@@ -66,7 +66,7 @@ def qualified_name(cls: type) -> str:
 #: Table artifacts are Parquet with LZ4: about twice as fast to write and read as
 #: zstd (Polars' default) for some 15% more bytes, the right trade for data that
 #: pipelines write and read back all day. Any Parquet reader opens them.
-TABLE_COMPRESSION = "lz4"
+TABLE_COMPRESSION: Final = "lz4"
 
 
 class PolarsMaterializer(Materializer):
