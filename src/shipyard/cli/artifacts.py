@@ -18,8 +18,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machine
 ArtifactArg = Annotated[str, typer.Argument(help="An artifact id or a unique prefix of one.")]
 
 _EXTENSIONS = {
-    "polars.parquet": ".parquet", "pandas.parquet": ".parquet", "arrow.parquet": ".parquet",
-    "numpy.npy": ".npy", "json": ".json", "skops": ".skops", "bytes": ".bin",
+    "polars.parquet": ".parquet",
+    "pandas.parquet": ".parquet",
+    "arrow.parquet": ".parquet",
+    "numpy.npy": ".npy",
+    "json": ".json",
+    "skops": ".skops",
+    "bytes": ".bin",
     "pickle": ".pkl",
 }
 
@@ -31,11 +36,15 @@ def show(artifact_id: ArtifactArg, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(row)
         return
-    console.print(f"[bold]Artifact {row['id']}[/]  {row['output_name']} of step run "
-                  f"{(row['step_run_id'] or '-')[:8]} in run {(row['run_id'] or '-')[:8]}")
-    console.print(f"type {row['type_name']}  materializer {row['materializer']} "
-                  f"v{row['materializer_version']}  size {size(row['size'])}  "
-                  f"created {when(row['created_at'])}")
+    console.print(
+        f"[bold]Artifact {row['id']}[/]  {row['output_name']} of step run "
+        f"{(row['step_run_id'] or '-')[:8]} in run {(row['run_id'] or '-')[:8]}"
+    )
+    console.print(
+        f"type {row['type_name']}  materializer {row['materializer']} "
+        f"v{row['materializer_version']}  size {size(row['size'])}  "
+        f"created {when(row['created_at'])}"
+    )
     console.print(f"sha256 {row['digest']}")
     console.print(f"stored at {row['uri']}")
     preview = row["preview"]
@@ -61,7 +70,8 @@ def export(
     project = current_project()
     row = project.metadata.get_artifact(artifact_id)
     if path.is_dir():
-        path = path / f"{row['output_name']}-{row['id'][:8]}{_EXTENSIONS.get(row['materializer'], '')}"
+        extension = _EXTENSIONS.get(row["materializer"], "")
+        path = path / f"{row['output_name']}-{row['id'][:8]}{extension}"
     copy_object(project.artifacts, row["digest"], path)
     console.print(f"Wrote {path} ({size(row['size'])}, {row['materializer']}).")
 
@@ -88,8 +98,9 @@ def lineage(artifact_id: ArtifactArg, as_json: JsonOption = False) -> None:
 def _add_maker(tree: Tree, maker: dict[str, Any] | None) -> None:
     if maker is None:
         return
-    branch = tree.add(f"made by step [bold]{maker['name']}[/] in run {maker['run_id'][:8]} "
-                      f"({maker['status']})")
+    branch = tree.add(
+        f"made by step [bold]{maker['name']}[/] in run {maker['run_id'][:8]} ({maker['status']})"
+    )
     for name, node in maker["inputs"].items():
         art = node["artifact"]
         child = branch.add(f"{name} ← {art['output_name']} {art['id'][:8]} ({art['type_name']})")

@@ -45,13 +45,16 @@ def demo(
     _copy_example(directory)
     console.print(f"[bold]1.[/] Example project written to {directory}")
     batches = _generate(directory, days, rows_per_day)
-    console.print(f"[bold]2.[/] The upstream payments team delivered {len(batches)} daily "
-                  f"batches of {rows_per_day} transactions to {directory / 'data'}")
+    console.print(
+        f"[bold]2.[/] The upstream payments team delivered {len(batches)} daily "
+        f"batches of {rows_per_day} transactions to {directory / 'data'}"
+    )
     project = Project.discover(directory)
     console.print("[bold]3.[/] Training the fraud model (pipeline [bold]training[/]):")
     with RunProgress(enabled=True) as progress:
-        run = project.pipeline("training").run(project=project, listener=progress,
-                                               raise_on_failure=False)
+        run = project.pipeline("training").run(
+            project=project, listener=progress, raise_on_failure=False
+        )
     _report(run, directory)
     if run.status != "completed":
         raise typer.Exit(1)
@@ -71,8 +74,9 @@ def _generate(directory: Path, days: int, rows_per_day: int) -> list[Path]:
     finally:
         sys.path.remove(str(directory))
     return list(
-        generator.write_daily_batches(directory / "data", DEMO_START, days,
-                                      rows_per_day=rows_per_day, seed=7)
+        generator.write_daily_batches(
+            directory / "data", DEMO_START, days, rows_per_day=rows_per_day, seed=7
+        )
     )
 
 

@@ -36,7 +36,9 @@ _GITIGNORE = ".shipyard/\n__pycache__/\n"
 
 
 def init(
-    directory: Annotated[Path, typer.Argument(help="Project folder (created if missing).")] = Path(),
+    directory: Annotated[
+        Path, typer.Argument(help="Project folder (created if missing).")
+    ] = Path(),
     name: Annotated[str | None, typer.Option(help="Project name (default: folder name).")] = None,
     owner: Annotated[str, typer.Option(help="The team that owns the service.")] = "",
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
 from rich.markup import escape
@@ -54,7 +54,9 @@ def run(
             if step_run.status == "failed":
                 console.print(f"[red]{step_run.name} failed:[/] {escape(str(step_run.error))}")
                 if step_run.traceback:
-                    console.print(step_run.traceback.rstrip(), markup=False, style="dim", soft_wrap=True)
+                    console.print(
+                        step_run.traceback.rstrip(), markup=False, style="dim", soft_wrap=True
+                    )
                 console.print(
                     f"Fix the cause, then continue with: "
                     f"[bold]shipyard run {target.name} --resume {result.id[:8]}[/]"
@@ -109,7 +111,13 @@ def _convert(text: str, parameter: inspect.Parameter, key: str) -> Any:
 class RunProgress:
     """Live step progress: a bar over the steps, a line as each step ends."""
 
-    _MARKS = {"completed": "✓", "cached": "↺", "failed": "✗", "skipped": "·", "cancelled": "■"}
+    _MARKS: ClassVar[dict[str, str]] = {
+        "completed": "✓",
+        "cached": "↺",
+        "failed": "✗",
+        "skipped": "·",
+        "cancelled": "■",
+    }
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
@@ -121,8 +129,11 @@ class RunProgress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                console=console, transient=True,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=console,
+                transient=True,
             )
             self._progress.start()
         return self
@@ -141,6 +152,7 @@ class RunProgress:
             self._progress.update(self._task, description=f"running {event.step}")
         elif event.kind == "step_finished":
             mark = self._MARKS.get(event.status or "", "?")
-            console.print(f"  {mark} {event.step:<28} {status(event.status or '')}"
-                          f"  {duration(event.seconds)}")
+            console.print(
+                f"  {mark} {event.step:<28} {status(event.status or '')}  {duration(event.seconds)}"
+            )
             self._progress.advance(self._task)

@@ -52,8 +52,14 @@ def list_runs(
     table = Table("run", "pipeline", "status", "started", "took", "params")
     for row in rows:
         took = (row["ended_at"] - row["started_at"]) if row["ended_at"] else None
-        table.add_row(row["id"][:8], row["pipeline"], status(row["status"]),
-                      when(row["started_at"]), duration(took), _short(row["params"]))
+        table.add_row(
+            row["id"][:8],
+            row["pipeline"],
+            status(row["status"]),
+            when(row["started_at"]),
+            duration(took),
+            _short(row["params"]),
+        )
     if rows:
         console.print(table)
     elif pipeline or state:
@@ -68,13 +74,26 @@ def _filters(pipeline: str | None, state: str | None) -> str:
 
 
 def _run_row(row: dict[str, Any]) -> dict[str, Any]:
-    keep = ("id", "pipeline", "status", "started_at", "ended_at", "params", "seed",
-            "git_commit", "git_dirty", "error", "resumed_from")
+    keep = (
+        "id",
+        "pipeline",
+        "status",
+        "started_at",
+        "ended_at",
+        "params",
+        "seed",
+        "git_commit",
+        "git_dirty",
+        "error",
+        "resumed_from",
+    )
     return {k: row.get(k) for k in keep}
 
 
 def _short(value: Any, width: int = 60) -> str:
-    text = ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+    text = (
+        ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+    )
     # Values are user data (params, errors, previews): shown as they are, never as markup.
     return escape(text if len(text) <= width else text[: width - 1] + "…")
 
@@ -87,8 +106,10 @@ def show(run_id: RunArg, as_json: JsonOption = False) -> None:
         print_json(run_summary(run))
         return
     console.print(f"[bold]Run {run.id}[/]  pipeline [bold]{run.pipeline}[/]  {status(run.status)}")
-    console.print(f"started {when(run.started_at)}, took {duration(run.seconds)}, "
-                  f"host {run.host}, pid {run.pid}")
+    console.print(
+        f"started {when(run.started_at)}, took {duration(run.seconds)}, "
+        f"host {run.host}, pid {run.pid}"
+    )
     dirty = " (uncommitted changes)" if run.git_dirty else ""
     console.print(f"params {_short(run.params, 200)}   seed {run.seed}")
     console.print(f"git {run.git_commit or 'not a git repository'}{dirty}")
@@ -120,16 +141,28 @@ def _steps_table(run: Any) -> Table:
     table = Table("step", "status", "took", "tries", "inputs", "outputs", "note")
     for s in run.step_runs.values():
         note = f"from {s.cached_from[:8]}" if s.cached_from else (s.error or "")
-        table.add_row(s.name, status(s.status), duration(s.seconds), str(s.attempts or "-"),
-                      ", ".join(s.inputs) or "-", ", ".join(s.outputs) or "-", _short(note, 50))
+        table.add_row(
+            s.name,
+            status(s.status),
+            duration(s.seconds),
+            str(s.attempts or "-"),
+            ", ".join(s.inputs) or "-",
+            ", ".join(s.outputs) or "-",
+            _short(note, 50),
+        )
     return table
 
 
 def _artifacts_table(run: Any) -> Table:
     table = Table("output", "artifact", "type", "size", "preview")
     for ref, artifact in run.artifacts.items():
-        table.add_row(ref, artifact.id[:8], artifact.type_name.rsplit(".", 1)[-1],
-                      size(artifact.size), _preview(artifact.preview))
+        table.add_row(
+            ref,
+            artifact.id[:8],
+            artifact.type_name.rsplit(".", 1)[-1],
+            size(artifact.size),
+            _preview(artifact.preview),
+        )
     return table
 
 
@@ -149,25 +182,49 @@ def _preview(preview: dict[str, Any]) -> str:
 def run_summary(run: Any) -> dict[str, Any]:
     """A run as plain JSON-able data."""
     return {
-        "id": run.id, "pipeline": run.pipeline, "status": run.status, "params": run.params,
-        "seed": run.seed, "started_at": run.started_at, "ended_at": run.ended_at,
-        "seconds": run.seconds, "git_commit": run.git_commit, "git_dirty": run.git_dirty,
-        "git_diff_hash": run.git_diff_hash, "environment": run.environment, "error": run.error,
-        "resumed_from": run.resumed_from, "metrics": run.metrics, "tags": run.tags,
+        "id": run.id,
+        "pipeline": run.pipeline,
+        "status": run.status,
+        "params": run.params,
+        "seed": run.seed,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "seconds": run.seconds,
+        "git_commit": run.git_commit,
+        "git_dirty": run.git_dirty,
+        "git_diff_hash": run.git_diff_hash,
+        "environment": run.environment,
+        "error": run.error,
+        "resumed_from": run.resumed_from,
+        "metrics": run.metrics,
+        "tags": run.tags,
         "steps": [
             {
-                "id": s.id, "name": s.name, "step": s.step, "status": s.status,
+                "id": s.id,
+                "name": s.name,
+                "step": s.step,
+                "status": s.status,
                 "seconds": s.seconds,
-                "attempts": s.attempts, "cache_key": s.cache_key, "code_hash": s.code_hash,
-                "cached_from": s.cached_from, "params": s.params, "error": s.error,
+                "attempts": s.attempts,
+                "cache_key": s.cache_key,
+                "code_hash": s.code_hash,
+                "cached_from": s.cached_from,
+                "params": s.params,
+                "error": s.error,
                 "inputs": {k: a.id for k, a in s.inputs.items()},
                 "outputs": {k: a.id for k, a in s.outputs.items()},
             }
             for s in run.step_runs.values()
         ],
         "artifacts": {
-            ref: {"id": a.id, "digest": a.digest, "type": a.type_name,
-                  "materializer": a.materializer, "size": a.size, "preview": a.preview}
+            ref: {
+                "id": a.id,
+                "digest": a.digest,
+                "type": a.type_name,
+                "materializer": a.materializer,
+                "size": a.size,
+                "preview": a.preview,
+            }
             for ref, a in run.artifacts.items()
         },
     }
@@ -188,8 +245,9 @@ def diff(run_a: RunArg, run_b: RunArg, as_json: JsonOption = False) -> None:
         return
     table = Table("what", "name", a.id[:8], b.id[:8])
     for change in changes:
-        table.add_row(change["what"], change["name"], _short(change["a"], 40),
-                      _short(change["b"], 40))
+        table.add_row(
+            change["what"], change["name"], _short(change["a"], 40), _short(change["b"], 40)
+        )
     console.print(table)
 
 
@@ -209,15 +267,24 @@ def reproduce(
     changes = drift_since(original, pipeline, project)
     if not as_json:
         for change in changes:
-            console.print(f"[yellow]warning:[/] {change['what']} {change['name']} was "
-                          f"{escape(str(change['a']))}, is now {escape(str(change['b']))}")
+            console.print(
+                f"[yellow]warning:[/] {change['what']} {change['name']} was "
+                f"{escape(str(change['a']))}, is now {escape(str(change['b']))}"
+            )
     with RunProgress(enabled=not as_json) as progress:
-        result = pipeline.run(params=original.params, seed=original.seed, cache=cache,
-                              project=project, listener=progress, raise_on_failure=False)
+        result = pipeline.run(
+            params=original.params,
+            seed=original.seed,
+            cache=cache,
+            project=project,
+            listener=progress,
+            raise_on_failure=False,
+        )
     if as_json:
         print_json({"original": original.id, "run": run_summary(result), "changes": changes})
     else:
-        console.print(f"Run [bold]{result.id[:8]}[/] reproduced {original.id[:8]}: "
-                      f"{status(result.status)}.")
+        console.print(
+            f"Run [bold]{result.id[:8]}[/] reproduced {original.id[:8]}: {status(result.status)}."
+        )
     if result.status != "completed":
         raise typer.Exit(1)
