@@ -62,7 +62,11 @@ class Project:
                 from shipyard.storage.artifacts import open_artifact_store
 
                 cache = self.settings.state_dir / "cache"
-                self._artifacts = open_artifact_store(self.settings.artifacts_url, cache)
+                store = open_artifact_store(self.settings.artifacts_url, cache)
+                cleanup = getattr(store, "remove_stale_staging", None)
+                if cleanup is not None:
+                    cleanup()  # files left by writers that were killed a day ago or more
+                self._artifacts = store
             return self._artifacts
 
     def pipelines(self) -> dict[str, Pipeline]:
