@@ -25,14 +25,14 @@ def write_project(root: Path, name: str = "test-project", extra: str = "") -> Pa
 
 
 @pytest.fixture
-def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty project folder that is also the working directory."""
     root = write_project(tmp_path / "proj")
     monkeypatch.chdir(root)
     for name in list(os.environ):
         if name.startswith("SHIPYARD_"):
             monkeypatch.delenv(name)
-    yield root
+    return root
 
 
 @pytest.fixture

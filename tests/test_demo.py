@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-c", "from shipyard.cli import main; main()"]
+from tests.helpers import CLI
+
 STEPS = [
     "load_transactions",
     "load_labels",

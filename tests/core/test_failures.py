@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,8 +16,8 @@ from shipyard.core.run import Run
 from shipyard.core.runner import detect_crashed
 from shipyard.errors import PipelineDefinitionError, StepFailedError
 from shipyard.storage.artifacts import sha256_file
+from tests.helpers import CLI
 
-CLI = [sys.executable, "-c", "from shipyard.cli import main; main()"]
 _state = {"fail": True, "flaky_left": 0, "calls": 0}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from shipyard.storage.artifacts import (
     open_artifact_store,
 )
 from shipyard.testing import InMemoryArtifactStore, check_artifact_store
+from tests.helpers import without_write_permission
 
 
 def commit_bytes(store: LocalArtifactStore, data: bytes) -> str:
@@ -135,17 +135,6 @@ def test_stale_staged_files_of_killed_writers_are_removed(tmp_path: Path) -> Non
     assert not old.exists() and fresh.exists()
 
 
-def _without_write_permission() -> list[str]:
-    """A command prefix under which even root obeys file permissions."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("root ignores permissions and setpriv (util-linux) is not installed")
-    drop = "-dac_override"
-    return [setpriv, f"--inh-caps={drop}", f"--bounding-set={drop}", f"--ambient-caps={drop}"]
-
-
 def test_a_read_only_artifact_store_gives_a_clear_error(tmp_path: Path) -> None:
     root = tmp_path / "store"
     root.mkdir()
@@ -161,7 +150,7 @@ def test_a_read_only_artifact_store_gives_a_clear_error(tmp_path: Path) -> None:
     )
     try:
         done = subprocess.run(
-            [*_without_write_permission(), sys.executable, "-c", code],
+            [*without_write_permission(), sys.executable, "-c", code],
             capture_output=True,
             text=True,
             timeout=60,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,8 +15,7 @@ from shipyard.core.project import Project
 from shipyard.errors import RunNotFoundError, StoreError, StoreVersionError
 from shipyard.storage import _schema
 from shipyard.storage.metadata import MetadataStore
-
-CLI = [sys.executable, "-c", "from shipyard.cli import main; main()"]
+from tests.helpers import CLI, without_write_permission
 
 
 def _old_store(path: Path) -> str:
@@ -206,3 +204,39 @@ def test_eight_shipyard_run_processes_on_one_sqlite_store_all_succeed(
     assert sorted(r["params"]["n"] for r in runs) == list(range(8))
     assert {r["status"] for r in runs} == {"completed"}
     assert len(store.metrics([r["id"] for r in runs])) == 8 * 200
+
+
+def test_a_read_only_store_stops_a_run_with_a_clear_error_and_changes_nothing(
+    project_dir: Path, cli_env: dict[str, str]
+) -> None:
+    (project_dir / "pipelines.py").write_text(PIPELINES)
+    first = subprocess.run(
+        [*CLI, "run", "trivial"],
+        cwd=project_dir,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert first.returncode == 0, first.stderr
+    state = project_dir / ".shipyard"
+    files = sorted(p for p in state.rglob("*") if p.is_file())
+    before = {p: p.read_bytes() for p in files}
+    for path in [state, *state.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~0o222)
+    try:
+        done = subprocess.run(
+            [*without_write_permission(), *CLI, "run", "trivial"],
+            cwd=project_dir,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        for path in [state, *state.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+    assert done.returncode == 2
+    assert "read-only" in done.stderr
+    assert "make its folder and file writable" in done.stderr
+    assert {p: p.read_bytes() for p in files} == before

@@ -34,7 +34,12 @@ from shipyard.core.executor import (
 )
 from shipyard.core.pipeline import Dag, Invocation, Pipeline
 from shipyard.core.project import Project
-from shipyard.errors import PipelineDefinitionError, StepFailedError
+from shipyard.errors import (
+    ArtifactCorruptedError,
+    ArtifactNotFoundError,
+    PipelineDefinitionError,
+    StepFailedError,
+)
 
 if TYPE_CHECKING:
     from shipyard.core.run import Run
@@ -405,10 +410,16 @@ class _Driver:
         edges = [e for e in self.store.edges([source["id"]]) if e["role"] == "output"]
         rows = self.store.artifacts_by_ids([e["artifact_id"] for e in edges])
         outputs = {e["name"]: rows[e["artifact_id"]] for e in edges if e["artifact_id"] in rows}
-        if len(outputs) != len(edges) or not all(
-            self.project.artifacts.exists(r["digest"]) for r in outputs.values()
-        ):
+        if len(outputs) != len(edges):
             return None
+        for row in outputs.values():
+            try:  # reuse only bytes that are still what was stored
+                self.project.artifacts.verify(row["digest"])
+            except (ArtifactNotFoundError, ArtifactCorruptedError) as exc:
+                logger.warning(
+                    "not reusing %s of step run %s: %s", row["output_name"], source["id"][:8], exc
+                )
+                return None
         return outputs
 
     def _edges(self, tracked: _Tracked) -> list[dict[str, Any]]:

@@ -126,6 +126,12 @@ class LocalArtifactStore:
         return path
 
     def _missing(self, digest: str) -> ArtifactNotFoundError:
+        set_aside = sorted((self.root / "corrupted").glob(f"{digest}.*"))
+        if set_aside:
+            return ArtifactNotFoundError(
+                f"The object {digest[:12]}… was found corrupted and moved to {set_aside[-1]}. "
+                "Re-run the step that made it (`shipyard run ... --no-cache`) to store it again."
+            )
         return ArtifactNotFoundError(
             f"The object {digest[:12]}… is missing from {self.root}: it was deleted "
             "outside shipyard. Re-run the step that made it (`shipyard run ... --no-cache`)."
@@ -140,12 +146,23 @@ class LocalArtifactStore:
         if self._verified.get(digest) != (stat.st_size, stat.st_mtime_ns):
             actual, _ = sha256_file(path)
             if actual != digest:
+                kept = self._set_aside(path, digest)
                 raise ArtifactCorruptedError(
-                    f"The object at {path} is corrupted: its bytes hash to {actual[:12]}…, "
-                    f"not {digest[:12]}… as stored. Delete it and re-run the step that "
-                    "made it (`shipyard run ... --no-cache`)."
+                    f"The object {digest[:12]}… is corrupted: its bytes hash to {actual[:12]}…. "
+                    f"It was moved to {kept} for inspection; re-run the step that made it "
+                    "(`shipyard run ... --no-cache`) to store it again."
                 )
             self._verified[digest] = (stat.st_size, stat.st_mtime_ns)
+
+    def _set_aside(self, path: Path, digest: str) -> Path:
+        """Move a corrupted object out of the way, so the next identical write restores it."""
+        kept = self.root / "corrupted" / f"{digest}.{time.time_ns()}"
+        try:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, kept)
+        except OSError:
+            return path  # a read-only store: leave it where it is
+        return kept
 
     def exists(self, digest: str) -> bool:
         return self.object_path(digest).is_file()
