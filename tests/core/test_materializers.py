@@ -182,3 +182,17 @@ def test_a_registered_materializer_is_chosen_for_its_type(tmp_path: Path) -> Non
 def test_an_unknown_materializer_name_lists_the_known_ones() -> None:
     with pytest.raises(MaterializerError, match="No materializer is named 'parquet'. Known:"):
         materializers.by_name("parquet")
+
+
+def test_lightgbm_models_and_boosters_are_stored_with_skops(tmp_path: Path) -> None:
+    import lightgbm
+
+    rng = np.random.default_rng(0)
+    x = rng.random((200, 3))
+    y = (x[:, 0] > 0.5).astype(int)
+    model = lightgbm.LGBMClassifier(n_estimators=5, verbose=-1).fit(x, y)
+    for value in (model, model.booster_):
+        assert materializers.choose(value, Any, None).name == "skops"
+        back = round_trip(value, tmp_path)
+        predict = "predict_proba" if value is model else "predict"
+        np.testing.assert_array_equal(getattr(back, predict)(x), getattr(value, predict)(x))

@@ -301,3 +301,26 @@ def test_per_step_overhead_is_recorded_in_step_timings(project: Project) -> None
     for step_run in run.step_runs.values():
         assert step_run.started_at is not None and step_run.ended_at is not None
         assert started <= step_run.started_at <= step_run.ended_at <= time.time()
+
+
+def test_a_step_is_found_again_by_its_import_path() -> None:
+    from shipyard.core.executor import resolve_step
+
+    assert double.import_path == "tests.core.test_pipeline:double"
+    assert resolve_step(double.import_path) is double
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("__main__:train", "cannot import"),
+        ("tests.core.test_pipeline:missing", "Cannot find the step"),
+        ("no_such_module_here:train", "Cannot find the step"),
+        ("tests.core.test_pipeline:_leaked", "is a dict, not a step"),
+    ],
+)
+def test_an_import_path_that_names_no_step_is_explained(path: str, message: str) -> None:
+    from shipyard.core.executor import resolve_step
+
+    with pytest.raises(PipelineDefinitionError, match=message):
+        resolve_step(path)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from shipyard.core import materializers
 from shipyard.core.context import StepContext, _enter, _leave
 from shipyard.core.step import Step
-from shipyard.errors import MaterializerError
+from shipyard.errors import MaterializerError, PipelineDefinitionError
 from shipyard.storage.artifacts import ArtifactStore
 
 
@@ -151,6 +151,36 @@ def execute_step(
         metrics=context.metrics,
         params=context.params,
     )
+
+
+def resolve_step(path: str) -> Step:
+    """The step at ``module:qualname``: how a worker in another process finds a task's step.
+
+    Raises:
+        PipelineDefinitionError: if the path does not name an importable step.
+    """
+    import importlib
+
+    module_name, _, qualname = path.partition(":")
+    if module_name == "__main__":
+        raise PipelineDefinitionError(
+            f"Step {qualname!r} is defined in the script being run (__main__), which another "
+            "process cannot import. Move it into a module of the project."
+        )
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise PipelineDefinitionError(
+            f"Cannot find the step {path!r}: {exc}. Run the worker from the project folder, "
+            "with the same code as the driver."
+        ) from None
+    if isinstance(found, Step):
+        return found
+    if callable(found):
+        return Step(found)
+    raise PipelineDefinitionError(f"{path!r} is a {type(found).__name__}, not a step.")
 
 
 def step_seed(run_seed: int, name: str) -> int:
