@@ -84,11 +84,22 @@ def _report(run: Any, directory: Path) -> None:
     console.print(f"Run [bold]{run.id[:8]}[/] {status(run.status)} in {duration(run.seconds)}.")
     for key, value in run.metrics.items():
         console.print(f"  {key:<24} {value:.4f}")
+    command = _shipyard_command()
     console.print("\nWhere to look next:")
-    for command in (
+    for line in (
         f"cd {directory}",
-        f"shipyard runs show {run.id[:8]}",
-        "shipyard runs list",
-        "shipyard run training   [dim]# again: every step is a cache hit[/]",
+        f"{command} runs show {run.id[:8]}",
+        f"{command} runs list",
+        f"{command} run training   [dim]# again: the loaders re-read the data, "
+        "every other step is a cache hit[/]",
+        f"{command} run training -p learning_rate=0.05",
     ):
-        console.print(f"  {command}")
+        console.print(f"  {line}")
+
+
+def _shipyard_command() -> str:
+    """``shipyard`` if it is on PATH, else the full path of the script next to this Python."""
+    if shutil.which("shipyard"):
+        return "shipyard"
+    beside = Path(sys.executable).parent / "shipyard"
+    return str(beside) if beside.exists() else "shipyard"
