@@ -31,7 +31,7 @@ class InMemoryArtifactStore:
     def staging_path(self) -> Path:
         return self._scratch / uuid.uuid4().hex
 
-    def commit(self, staged: Path) -> StoredObject:
+    def commit(self, staged: Path, *, hashed: tuple[str, int] | None = None) -> StoredObject:
         data = staged.read_bytes()
         staged.unlink()
         digest = hashlib.sha256(data).hexdigest()

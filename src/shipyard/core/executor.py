@@ -21,13 +21,13 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 from shipyard.core import materializers
 from shipyard.core.context import StepContext, _enter, _leave
 from shipyard.core.step import Step
 from shipyard.errors import MaterializerError, PipelineDefinitionError
-from shipyard.storage.artifacts import ArtifactStore
+from shipyard.storage.artifacts import ArtifactStore, HashingWriter
 
 
 @dataclass(frozen=True)
@@ -249,8 +249,14 @@ def _store_output(
     materializer = materializers.choose(value, spec.annotation, step.materializer_for(name))
     staged = store.staging_path()
     try:
-        preview = materializer.save(value, staged)
-        stored = store.commit(staged)
+        with HashingWriter(staged) as stream:
+            # HashingWriter has the part of BinaryIO that writers use: write, flush, close.
+            preview = materializer.save_stream(value, cast(BinaryIO, stream))
+        if preview is not None:
+            stored = store.commit(staged, hashed=stream.hashed)
+        else:
+            preview = materializer.save(value, staged)
+            stored = store.commit(staged)
     finally:
         staged.unlink(missing_ok=True)
     return {

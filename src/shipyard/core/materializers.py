@@ -24,7 +24,7 @@ import json
 import math
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any, BinaryIO, ClassVar, Final
 
 from shipyard.errors import MaterializerError, missing_extra
 
@@ -53,6 +53,14 @@ class Materializer(ABC):
     @abstractmethod
     def load(self, path: Path, type_name: str) -> Any:
         """Read back a value written by ``save``."""
+
+    def save_stream(self, value: Any, stream: BinaryIO) -> Preview | None:
+        """Write ``value`` to an open binary stream, if this materializer can.
+
+        The store then hashes the bytes on their way to disk instead of reading the
+        file back. Returns None when it cannot, and ``save`` is used instead.
+        """
+        return None
 
 
 def qualified_name(cls: type) -> str:
@@ -88,8 +96,17 @@ class PolarsMaterializer(Materializer):
             rows = stored.select(pl.len()).collect().item()
             head = stored.head(_PREVIEW_ROWS).collect()
             return _table_preview(head.schema, rows, head.rows())
-        value.write_parquet(path, compression=TABLE_COMPRESSION, statistics=True)
-        return _table_preview(value.schema, value.height, value.head(_PREVIEW_ROWS).rows())
+        return self._write_frame(value, path)
+
+    def save_stream(self, value: Any, stream: BinaryIO) -> Preview | None:
+        import polars as pl
+
+        return None if isinstance(value, pl.LazyFrame) else self._write_frame(value, stream)
+
+    @staticmethod
+    def _write_frame(frame: Any, target: Path | BinaryIO) -> Preview:
+        frame.write_parquet(target, compression=TABLE_COMPRESSION, statistics=True)
+        return _table_preview(frame.schema, frame.height, frame.head(_PREVIEW_ROWS).rows())
 
     def load(self, path: Path, type_name: str) -> Any:
         import polars as pl

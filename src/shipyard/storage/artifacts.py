@@ -43,8 +43,10 @@ class ArtifactStore(Protocol):
     def staging_path(self) -> Path:
         """A fresh local path that a materializer may write one file to."""
 
-    def commit(self, staged: Path) -> StoredObject:
-        """Hash the staged file, store it under its digest, and remove the staged file."""
+    def commit(self, staged: Path, *, hashed: tuple[str, int] | None = None) -> StoredObject:
+        """Store the staged file under its digest and remove it. ``hashed`` is the digest
+        and size when they were computed while the file was written (see ``HashingWriter``),
+        which saves reading the file back."""
 
     def local_path(self, digest: str, *, verify: bool = True) -> Path:
         """A local file with the object's bytes, checked against ``digest`` unless
@@ -68,6 +70,46 @@ def sha256_file(path: Path) -> tuple[str, int]:
             digest.update(view[:read])
             size += read
     return digest.hexdigest(), size
+
+
+class HashingWriter:
+    """A binary file that hashes what is written to it, on the way to disk.
+
+    A materializer that can write to a stream lets the store learn the digest
+    without reading the file back; SHA-256 releases the GIL, so hashing overlaps
+    with the writer's own encoding threads.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "wb", buffering=0)  # noqa: SIM115 - closed by close()
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data)
+        self._sha.update(view)
+        self.size += view.nbytes
+        written = self._file.write(view)
+        while written is not None and written < view.nbytes:  # unbuffered writes may be short
+            written += self._file.write(view[written:]) or 0
+        return view.nbytes
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    @property
+    def hashed(self) -> tuple[str, int]:
+        """The hex SHA-256 and size of everything written."""
+        return self._sha.hexdigest(), self.size
+
+    def __enter__(self) -> HashingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _check_digest(digest: str) -> str:
@@ -95,8 +137,8 @@ class LocalArtifactStore:
             raise _unwritable(self._staging, exc) from exc
         return self._staging / uuid.uuid4().hex
 
-    def commit(self, staged: Path) -> StoredObject:
-        digest, size = sha256_file(staged)
+    def commit(self, staged: Path, *, hashed: tuple[str, int] | None = None) -> StoredObject:
+        digest, size = hashed or sha256_file(staged)
         final = self.object_path(digest)
         try:
             if final.exists() and final.stat().st_size == size:
@@ -207,8 +249,8 @@ class FsspecArtifactStore:
     def staging_path(self) -> Path:
         return self._cache.staging_path()
 
-    def commit(self, staged: Path) -> StoredObject:
-        digest, size = sha256_file(staged)
+    def commit(self, staged: Path, *, hashed: tuple[str, int] | None = None) -> StoredObject:
+        digest, size = hashed or sha256_file(staged)
         remote = self._remote(digest)
         try:
             if not self._fs.exists(remote):
@@ -218,7 +260,7 @@ class FsspecArtifactStore:
                 f"Uploading an artifact to {self.url} failed: {exc}. "
                 "Check the URL, the credentials and the network."
             ) from exc
-        self._cache.commit(staged)
+        self._cache.commit(staged, hashed=(digest, size))
         return StoredObject(digest, size, f"{self.url}/objects/{digest[:2]}/{digest[2:]}")
 
     def _upload(self, staged: Path, remote: str) -> None:
