@@ -12,6 +12,9 @@ keeps working for callers who do not know shipyard::
     │   ├── ArtifactNotFoundError(LookupError)
     │   ├── ArtifactCorruptedError            bytes on disk do not match their hash
     │   └── StoreVersionError                 store written by a newer shipyard
+    ├── ContractError(ValueError)            a contract file that is not valid ODCS
+    ├── DataInputError(ValueError)           data that cannot be read at all
+    ├── ContractViolation(ValueError)        a batch failed a contract's error rule
     ├── RunNotFoundError(LookupError)
     ├── StepFailedError(RuntimeError)        a step raised; carries the step and run
     └── MissingDependencyError(ImportError)  an optional extra is not installed
@@ -56,6 +59,22 @@ class ArtifactCorruptedError(StoreError):
 
 class StoreVersionError(StoreError):
     """The metadata store was written by a newer shipyard than this one."""
+
+
+class ContractError(ShipyardError, ValueError):
+    """A data contract is not valid YAML, not valid ODCS, or contradicts itself."""
+
+
+class DataInputError(ShipyardError, ValueError):
+    """Data given for validation cannot be read (wrong format, empty file, no such file)."""
+
+
+class ContractViolation(ShipyardError, ValueError):
+    """A batch broke an error-severity rule of its contract; the report says which."""
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class RunNotFoundError(ShipyardError, LookupError):

@@ -27,7 +27,7 @@ from shipyard.core import materializers
 from shipyard.core.context import StepContext, _enter, _leave
 from shipyard.core.step import Step
 from shipyard.errors import MaterializerError, PipelineDefinitionError
-from shipyard.storage.artifacts import ArtifactStore, HashingWriter
+from shipyard.storage.artifacts import ArtifactStore, HashingWriter, StoredObject
 
 
 @dataclass(frozen=True)
@@ -242,23 +242,33 @@ def split_outputs(step: Step, result: Any) -> dict[str, Any]:
     )
 
 
-def _store_output(
-    task: StepTask, step: Step, store: ArtifactStore, name: str, value: Any
-) -> dict[str, Any]:
-    spec = next(s for s in step.outputs if s.name == name)
-    materializer = materializers.choose(value, spec.annotation, step.materializer_for(name))
+def write_artifact(
+    store: ArtifactStore, value: Any, materializer: materializers.Materializer
+) -> tuple[StoredObject, materializers.Preview]:
+    """Store ``value`` with ``materializer``; returns where it went and its preview.
+
+    A materializer that can write to a stream is hashed on the way to disk; any
+    other writes a file that the store then hashes.
+    """
     staged = store.staging_path()
     try:
         with HashingWriter(staged) as stream:
             # HashingWriter has the part of BinaryIO that writers use: write, flush, close.
             preview = materializer.save_stream(value, cast(BinaryIO, stream))
         if preview is not None:
-            stored = store.commit(staged, hashed=stream.hashed)
-        else:
-            preview = materializer.save(value, staged)
-            stored = store.commit(staged)
+            return store.commit(staged, hashed=stream.hashed), preview
+        preview = materializer.save(value, staged)
+        return store.commit(staged), preview
     finally:
         staged.unlink(missing_ok=True)
+
+
+def _store_output(
+    task: StepTask, step: Step, store: ArtifactStore, name: str, value: Any
+) -> dict[str, Any]:
+    spec = next(s for s in step.outputs if s.name == name)
+    materializer = materializers.choose(value, spec.annotation, step.materializer_for(name))
+    stored, preview = write_artifact(store, value, materializer)
     return {
         "id": uuid.uuid4().hex,
         "digest": stored.digest,

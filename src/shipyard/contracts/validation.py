@@ -1,0 +1,273 @@
+"""Checking a batch against a contract: one pass, a report, and nothing lost.
+
+The contract's checks are compiled to Polars expressions and run in one query.
+Rows that break an error check are quarantined with every reason; the others
+are accepted, read as their contract types. Batch checks (row counts,
+tolerances, duplicates, SQL, freshness, the share of quarantined rows) pass or
+fail the whole batch: a failed batch accepts nothing and quarantines every row.
+For files, the query streams: accepted and quarantined rows go straight to
+Parquet, so a batch larger than memory is fine.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from shipyard.contracts._engine import REASONS, ROW, Plan, compile_plan, now_seconds
+from shipyard.contracts._inputs import as_lazy
+from shipyard.contracts.report import RuleResult, ValidationReport, explain
+
+if TYPE_CHECKING:
+    from shipyard.contracts.contract import Contract, SchemaObject
+
+
+@dataclass
+class ValidationResult:
+    """The report, and the batch split into accepted and quarantined rows.
+
+    In memory, ``accepted`` and ``quarantined`` are DataFrames. When output paths
+    were given they are ``None`` and the rows are in ``accepted_path`` and
+    ``quarantine_path`` (Parquet). Quarantined rows keep the columns as delivered,
+    plus ``_shipyard_row`` (their position in the batch, 1 for the first data row) and
+    ``_shipyard_reasons`` (the id of every check the row broke).
+    """
+
+    report: ValidationReport
+    accepted: pl.DataFrame | None = None
+    quarantined: pl.DataFrame | None = None
+    accepted_path: Path | None = None
+    quarantine_path: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        """The batch passed and no row was quarantined."""
+        return self.report.passed
+
+
+def validate(
+    contract: Contract,
+    data: Any,
+    *,
+    dataset: str | None = None,
+    accepted_path: str | Path | None = None,
+    quarantine_path: str | Path | None = None,
+    examples: int = 5,
+    now: float | None = None,
+) -> ValidationResult:
+    """Check ``data`` against ``contract`` and split its rows.
+
+    Args:
+        contract: the contract.
+        data: a Polars DataFrame or LazyFrame, a pandas DataFrame, an Arrow table, or a
+            path, glob or list of paths to Parquet, CSV or JSON-lines files.
+        dataset: which of the contract's datasets (needed if it has several).
+        accepted_path / quarantine_path: write the split to these Parquet files instead of
+            returning DataFrames (the query then streams; memory stays bounded).
+        examples: how many example rows to keep per failed check.
+        now: the time freshness is measured against (default: now).
+    """
+    started = time.time()
+    obj = contract.dataset(dataset)
+    frame, source, text_columns = as_lazy(data)
+    schema = frame.collect_schema()
+    _check_reserved(schema)
+    plan = compile_plan(obj, schema, contract.sla, now if now is not None else now_seconds())
+    run = _Run(frame, plan, examples)
+    outputs = run.execute(accepted_path, quarantine_path)
+    rows_in = int(run.aggregates["__rows"])
+    results = run.results(text_columns, rows_in, obj)
+    quarantined = int(run.aggregates["__quarantined"])
+    batch_passed = not any(r.blocking for r in results if r.kind != "row")
+    share = obj.max_quarantine_share
+    if share is not None:
+        results.append(_share_result(share, quarantined, rows_in))
+        batch_passed = batch_passed and results[-1].passed
+    if not batch_passed and rows_in - quarantined > 0:
+        outputs = run.reject_all(results, accepted_path, quarantine_path)
+        quarantined = rows_in
+    report = ValidationReport(
+        contract_id=contract.id, contract_version=contract.version, dataset=obj.name,
+        source=source, rows_in=rows_in, rows_accepted=rows_in - quarantined,
+        rows_quarantined=quarantined, batch_passed=batch_passed, results=results,
+        new_columns=plan.new_columns, checked_at=started, seconds=time.time() - started,
+    )
+    return ValidationResult(report, *outputs)
+
+
+def _check_reserved(schema: pl.Schema) -> None:
+    from shipyard.errors import DataInputError
+
+    for name in (ROW, REASONS):
+        if name in schema:
+            raise DataInputError(
+                f"The data has a column named {name!r}, which shipyard uses for quarantined "
+                "rows. Rename or drop it before validating (it is shipyard's own output)."
+            )
+
+
+class _Run:
+    """The query for one batch, and what it measured."""
+
+    def __init__(self, frame: pl.LazyFrame, plan: Plan, examples: int) -> None:
+        self.plan = plan
+        self.examples = examples
+        self.frame = frame.with_row_index(ROW, offset=1)  # row 1 is the first data row
+        errors = [c.violated for c in plan.row_checks if c.severity == "error"]
+        if plan.blocked:
+            self.bad = pl.lit(True)
+        elif errors:
+            self.bad = pl.any_horizontal(errors)
+        else:
+            self.bad = pl.lit(False)
+        self.aggregates: dict[str, Any] = {}
+        self.example_rows: list[pl.DataFrame] = []
+
+    def _reasons(self, extra: list[str]) -> pl.Expr:
+        reasons: list[pl.Expr] = [
+            pl.when(c.violated).then(pl.lit(c.id)) for c in self.plan.row_checks
+            if c.severity == "error" and not self.plan.blocked
+        ]
+        reasons += [pl.lit(r) for r in extra]
+        if not reasons:
+            return pl.lit([], dtype=pl.List(pl.String)).alias(REASONS)
+        return pl.concat_list(reasons).list.drop_nulls().alias(REASONS)
+
+    def _queries(self) -> tuple[pl.LazyFrame, pl.LazyFrame, list[pl.LazyFrame]]:
+        blocked = [i.id for i in self.plan.schema_issues if i.severity == "error"]
+        accepted = self.frame.filter(~self.bad).select(self.plan.typed)
+        quarantined = self.frame.filter(self.bad).select(
+            ROW, *self.plan.raw_columns, self._reasons(blocked)
+        )
+        aggregates = [pl.len().alias("__rows"), self.bad.sum().alias("__quarantined")]
+        aggregates += [c.violated.sum().alias(f"__row{i}")
+                       for i, c in enumerate(self.plan.row_checks)]
+        aggregates += [c.aggregate.alias(f"__batch{i}")
+                       for i, c in enumerate(self.plan.batch_checks) if c.aggregate is not None]
+        samples = [
+            self.frame.filter(c.violated).select(ROW, c.shown.alias("value")).head(self.examples)
+            for c in self.plan.row_checks
+        ]
+        return accepted, quarantined, [self.frame.select(aggregates), *samples]
+
+    def execute(self, accepted_path: Any, quarantine_path: Any) -> tuple[Any, ...]:
+        accepted, quarantined, measures = self._queries()
+        if accepted_path is not None and quarantine_path is not None:
+            sinks = [accepted.sink_parquet(Path(accepted_path), lazy=True),
+                     quarantined.sink_parquet(Path(quarantine_path), lazy=True)]
+            results = pl.collect_all([*sinks, *measures], engine="streaming")
+            self._keep(results[2:])
+            return None, None, Path(accepted_path), Path(quarantine_path)
+        results = pl.collect_all([accepted, quarantined, *measures])
+        self._keep(results[2:])
+        return results[0], results[1], None, None
+
+    def _keep(self, results: list[pl.DataFrame]) -> None:
+        self.aggregates = results[0].row(0, named=True)
+        self.example_rows = results[1:]
+
+    def reject_all(self, results: list[RuleResult], accepted_path: Any,
+                   quarantine_path: Any) -> tuple[Any, ...]:
+        """A failed batch: nothing is accepted, every row is quarantined with the reasons."""
+        batch = [r.id for r in results if r.blocking and r.kind != "row"]
+        accepted = self.frame.filter(pl.lit(False)).select(self.plan.typed)
+        everything = self.frame.select(
+            ROW, *self.plan.raw_columns,
+            pl.concat_list([self._reasons([]), pl.lit(batch, dtype=pl.List(pl.String))])
+            .alias(REASONS),
+        )
+        if accepted_path is not None and quarantine_path is not None:
+            pl.collect_all([accepted.sink_parquet(Path(accepted_path), lazy=True),
+                            everything.sink_parquet(Path(quarantine_path), lazy=True)],
+                           engine="streaming")
+            return None, None, Path(accepted_path), Path(quarantine_path)
+        frames = pl.collect_all([accepted, everything])
+        return frames[0], frames[1], None, None
+
+    def results(self, text_columns: set[str], rows: int, obj: SchemaObject) -> list[RuleResult]:
+        found = [
+            RuleResult(i.id, i.column, "schema", i.severity, i.message, passed=False,
+                       message=i.message)
+            for i in self.plan.schema_issues
+        ]
+        for index, check in enumerate(self.plan.row_checks):
+            failed = int(self.aggregates[f"__row{index}"] or 0)
+            sample = self.example_rows[index]
+            result = RuleResult(
+                check.id, check.column, "row", check.severity, check.description,
+                passed=failed == 0, failed_rows=failed,
+                examples=[{"row": r[ROW], "value": _plain(r["value"])}
+                          for r in sample.iter_rows(named=True)],
+            )
+            result.message = explain(result, check.column in text_columns)
+            found.append(result)
+        for index, batch in enumerate(self.plan.batch_checks):
+            if batch.query is not None and self.plan.blocked:
+                found.append(RuleResult(
+                    batch.id, batch.column, "batch", batch.severity, batch.description,
+                    passed=False, message=f"{batch.description}: not run, because the batch's "
+                    "columns do not match the contract (see the schema errors)",
+                ))
+                continue
+            if batch.query is not None:
+                measured = _run_sql(batch.query, self.frame.select(self.plan.typed), obj.name)
+            else:
+                measured = self.aggregates.get(f"__batch{index}")
+            passed, shown = batch.judge(measured, rows)
+            message = f"{batch.description}: measured {shown}, {batch.expectation}"
+            found.append(RuleResult(
+                batch.id, batch.column, "batch", batch.severity, batch.description,
+                passed=passed, measured=shown, expectation=batch.expectation,
+                message=message,
+            ))
+        return found
+
+
+def _share_result(share: float, quarantined: int, rows: int) -> RuleResult:
+    measured = quarantined / rows if rows else 0.0
+    passed = measured <= share
+    message = (f"at most {share:.2%} of rows may be quarantined: {quarantined} of {rows} "
+               f"({measured:.2%}) were")
+    return RuleResult("maxQuarantineShare", None, "batch", "error", message, passed=passed,
+                      measured=round(measured, 6), expectation=f"<= {share}", message=message)
+
+
+def _run_sql(query: str, frame: pl.LazyFrame, table: str) -> Any:
+    """Run an SQL rule in DuckDB against the batch (its columns read as their contract types);
+    the query names the batch ``{object}`` or by the dataset's name."""
+    from shipyard.errors import ContractError
+
+    try:
+        import duckdb
+    except ImportError:
+        from shipyard.errors import missing_extra
+
+        raise missing_extra("duckdb", "duckdb", "An SQL quality rule") from None
+    batch = frame.collect()
+    sql = query.replace("${object}", "batch").replace("{object}", "batch")
+    sql = sql.replace(f'"{table}"', "batch")
+    connection = duckdb.connect()
+    try:
+        connection.register("batch", batch.to_arrow())
+        connection.register(table, batch.to_arrow())
+        row = connection.execute(sql).fetchone()
+    except duckdb.Error as exc:
+        raise ContractError(
+            f"The SQL rule `{query}` failed in DuckDB: {exc}. Refer to the batch as {{object}} "
+            f"or {table!r}, and return one number."
+        ) from None
+    finally:
+        connection.close()
+    return None if row is None else row[0]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return str(value)
