@@ -1,8 +1,8 @@
 """Data contracts: the agreement with an upstream data owner, enforced at ingestion.
 
-    from shipyard.contracts import Contract
-    contract = Contract.load("contracts/transactions.yaml")
-    result = contract.validate(batch)        # report, accepted rows, quarantined rows
+from shipyard.contracts import Contract
+contract = Contract.load("contracts/transactions.yaml")
+result = contract.validate(batch)        # report, accepted rows, quarantined rows
 """
 
 from __future__ import annotations

@@ -114,29 +114,45 @@ def _columns(obj: SchemaObject, schema: pl.Schema, plan: Plan) -> None:
     for prop in missing:
         hint = _renamed_hint(prop.name, extra)
         if prop.required or prop.primary_key:
-            plan.schema_issues.append(SchemaIssue(
-                f"{prop.name}.missing", prop.name, "error",
-                f"column `{prop.name}` is required but missing from the batch{hint}",
-            ))
+            plan.schema_issues.append(
+                SchemaIssue(
+                    f"{prop.name}.missing",
+                    prop.name,
+                    "error",
+                    f"column `{prop.name}` is required but missing from the batch{hint}",
+                )
+            )
         else:
-            plan.schema_issues.append(SchemaIssue(
-                f"{prop.name}.missing", prop.name, "warning",
-                f"optional column `{prop.name}` is missing; it is read as empty{hint}",
-            ))
+            plan.schema_issues.append(
+                SchemaIssue(
+                    f"{prop.name}.missing",
+                    prop.name,
+                    "warning",
+                    f"optional column `{prop.name}` is missing; it is read as empty{hint}",
+                )
+            )
     if extra:
         listed = ", ".join(f"`{c}`" for c in extra)
         if obj.allow_extra_columns:
-            plan.schema_issues.append(SchemaIssue(
-                "schema.new_columns", None, "warning",
-                f"new columns not in the contract: {listed} (schema drift from upstream; "
-                "they are kept, unchecked)",
-            ))
+            plan.schema_issues.append(
+                SchemaIssue(
+                    "schema.new_columns",
+                    None,
+                    "warning",
+                    f"new columns not in the contract: {listed} (schema drift from upstream; "
+                    "they are kept, unchecked)",
+                )
+            )
         else:
-            plan.schema_issues.append(SchemaIssue(
-                "schema.new_columns", None, "error",
-                f"columns not in the contract: {listed}; this dataset allows no other columns. "
-                "Add them to the contract, or set shipyard.allowExtraColumns: true",
-            ))
+            plan.schema_issues.append(
+                SchemaIssue(
+                    "schema.new_columns",
+                    None,
+                    "error",
+                    f"columns not in the contract: {listed}; this dataset allows no other columns. "
+                    "Add them to the contract, or set shipyard.allowExtraColumns: true",
+                )
+            )
 
 
 def _renamed_hint(name: str, extra: list[str]) -> str:
@@ -158,10 +174,16 @@ def _property_checks(prop: Property, dtype: pl.DataType, plan: Plan) -> Typed:
     failed = typed.failed if typed.failed is not None else pl.lit(False)
 
     def add(check: str, description: str, violated: pl.Expr, severity: str | None = None) -> None:
-        plan.row_checks.append(RowCheck(
-            f"{name}.{check}", name, severity or prop.severity, description,
-            violated.fill_null(False), raw,
-        ))
+        plan.row_checks.append(
+            RowCheck(
+                f"{name}.{check}",
+                name,
+                severity or prop.severity,
+                description,
+                violated.fill_null(False),
+                raw,
+            )
+        )
 
     if typed.failed is not None:
         add("type", f"`{name}` should be {describe(prop.logical_type or '')}", failed)
@@ -177,8 +199,12 @@ def _property_checks(prop: Property, dtype: pl.DataType, plan: Plan) -> Typed:
 def _option_checks(prop: Property, value: pl.Expr) -> list[tuple[str, str, pl.Expr]]:
     options, logical, name = prop.options, prop.logical_type, prop.name
     checks = []
-    bounds = (("minimum", ">=", value.__lt__), ("exclusiveMinimum", ">", value.__le__),
-              ("maximum", "<=", value.__gt__), ("exclusiveMaximum", "<", value.__ge__))
+    bounds = (
+        ("minimum", ">=", value.__lt__),
+        ("exclusiveMinimum", ">", value.__le__),
+        ("maximum", "<=", value.__gt__),
+        ("exclusiveMaximum", "<", value.__ge__),
+    )
     for key, sign, breaks in bounds:
         if key in options:
             bound = literal(options[key], logical)
@@ -186,14 +212,29 @@ def _option_checks(prop: Property, value: pl.Expr) -> list[tuple[str, str, pl.Ex
     text = value.cast(pl.String)
     if "pattern" in options:
         pattern = str(options["pattern"])
-        checks.append(("pattern", f"`{name}` must match /{pattern}/",
-                       value.is_not_null() & ~text.str.contains(pattern)))
+        checks.append(
+            (
+                "pattern",
+                f"`{name}` must match /{pattern}/",
+                value.is_not_null() & ~text.str.contains(pattern),
+            )
+        )
     if "minLength" in options:
-        checks.append(("minLength", f"`{name}` must have at least {options['minLength']} "
-                       "characters", text.str.len_chars() < options["minLength"]))
+        checks.append(
+            (
+                "minLength",
+                f"`{name}` must have at least {options['minLength']} characters",
+                text.str.len_chars() < options["minLength"],
+            )
+        )
     if "maxLength" in options:
-        checks.append(("maxLength", f"`{name}` must have at most {options['maxLength']} "
-                       "characters", text.str.len_chars() > options["maxLength"]))
+        checks.append(
+            (
+                "maxLength",
+                f"`{name}` must have at most {options['maxLength']} characters",
+                text.str.len_chars() > options["maxLength"],
+            )
+        )
     return checks
 
 
@@ -204,22 +245,26 @@ def _breaking_rows(rule: QualityRule, value: pl.Expr) -> tuple[str, pl.Expr]:
         return f"`{column}` must not be null", value.is_null()
     if rule.metric == "missingValues":
         missing = [v for v in rule.arguments.get("missingValues", [None, ""]) if v is not None]
-        return (f"`{column}` must not be missing (null or one of {missing})",
-                value.is_null() | value.cast(pl.String).is_in([str(m) for m in missing]))
+        return (
+            f"`{column}` must not be missing (null or one of {missing})",
+            value.is_null() | value.cast(pl.String).is_in([str(m) for m in missing]),
+        )
     if rule.metric == "invalidValues":
         if "validValues" in rule.arguments:
             valid = rule.arguments["validValues"]
-            return (f"`{column}` must be one of {valid}",
-                    value.is_not_null() & ~value.is_in(valid))
+            return (f"`{column}` must be one of {valid}", value.is_not_null() & ~value.is_in(valid))
         pattern = str(rule.arguments["pattern"])
-        return (f"`{column}` must match /{pattern}/",
-                value.is_not_null() & ~value.cast(pl.String).str.contains(pattern))
+        return (
+            f"`{column}` must match /{pattern}/",
+            value.is_not_null() & ~value.cast(pl.String).str.contains(pattern),
+        )
     # duplicateValues on a property
     return f"`{column}` must be unique", value.is_not_null() & ~value.is_first_distinct()
 
 
-def _property_rule(rule: QualityRule, prop: Property, value: pl.Expr, plan: Plan,
-                   add: Callable[..., None]) -> None:
+def _property_rule(
+    rule: QualityRule, prop: Property, value: pl.Expr, plan: Plan, add: Callable[..., None]
+) -> None:
     if rule.type == "text":
         return
     if rule.type == "sql":
@@ -229,8 +274,9 @@ def _property_rule(rule: QualityRule, prop: Property, value: pl.Expr, plan: Plan
     if rule.zero_tolerance:
         add(str(rule.metric), description, violated, rule.severity)
         return
-    plan.batch_checks.append(_counted(rule, f"{prop.name}.{rule.metric}", description,
-                                      violated.fill_null(False).sum()))
+    plan.batch_checks.append(
+        _counted(rule, f"{prop.name}.{rule.metric}", description, violated.fill_null(False).sum())
+    )
 
 
 def _keys(obj: SchemaObject, values: dict[str, pl.Expr], plan: Plan) -> None:
@@ -240,19 +286,29 @@ def _keys(obj: SchemaObject, values: dict[str, pl.Expr], plan: Plan) -> None:
     for prop in singles:
         if prop.name in plan.raw_columns:
             value = values[prop.name]
-            plan.row_checks.append(RowCheck(
-                f"{prop.name}.unique", prop.name, prop.severity,
-                f"`{prop.name}` must be unique (a later row repeats an earlier value)",
-                (value.is_not_null() & ~value.is_first_distinct()).fill_null(False),
-                pl.col(prop.name),
-            ))
+            plan.row_checks.append(
+                RowCheck(
+                    f"{prop.name}.unique",
+                    prop.name,
+                    prop.severity,
+                    f"`{prop.name}` must be unique (a later row repeats an earlier value)",
+                    (value.is_not_null() & ~value.is_first_distinct()).fill_null(False),
+                    pl.col(prop.name),
+                )
+            )
     if len(keys) > 1 and all(k.name in plan.raw_columns for k in keys):
         names = [k.name for k in keys]
         struct = pl.struct([values[n] for n in names])
-        plan.row_checks.append(RowCheck(
-            "primaryKey", None, "error", f"({', '.join(names)}) must be unique together",
-            ~struct.is_first_distinct(), pl.struct([pl.col(n) for n in names]),
-        ))
+        plan.row_checks.append(
+            RowCheck(
+                "primaryKey",
+                None,
+                "error",
+                f"({', '.join(names)}) must be unique together",
+                ~struct.is_first_distinct(),
+                pl.struct([pl.col(n) for n in names]),
+            )
+        )
 
 
 def _dataset_rule(rule: QualityRule, values: dict[str, pl.Expr], plan: Plan) -> None:
@@ -269,12 +325,20 @@ def _dataset_rule(rule: QualityRule, values: dict[str, pl.Expr], plan: Plan) -> 
     label = f"({', '.join(names)}) must be unique together"
     duplicated = ~struct.is_first_distinct()
     if rule.zero_tolerance:
-        plan.row_checks.append(RowCheck(f"duplicateValues({','.join(names)})", None,
-                                        rule.severity, label, duplicated,
-                                        pl.struct([pl.col(n) for n in names])))
+        plan.row_checks.append(
+            RowCheck(
+                f"duplicateValues({','.join(names)})",
+                None,
+                rule.severity,
+                label,
+                duplicated,
+                pl.struct([pl.col(n) for n in names]),
+            )
+        )
         return
-    plan.batch_checks.append(_counted(rule, f"duplicateValues({','.join(names)})", label,
-                                      duplicated.sum()))
+    plan.batch_checks.append(
+        _counted(rule, f"duplicateValues({','.join(names)})", label, duplicated.sum())
+    )
 
 
 def _counted(rule: QualityRule, check_id: str, description: str, count: pl.Expr) -> BatchCheck:
@@ -286,28 +350,46 @@ def _counted(rule: QualityRule, check_id: str, description: str, count: pl.Expr)
         return compare(rule.operator or "", value, rule.threshold), value
 
     what = "rows" if rule.metric == "rowCount" else "rows breaking it"
-    return BatchCheck(check_id, rule.column, rule.severity, description, count, judge,
-                      expectation=f"{what} {expectation(rule)}")
+    return BatchCheck(
+        check_id,
+        rule.column,
+        rule.severity,
+        description,
+        count,
+        judge,
+        expectation=f"{what} {expectation(rule)}",
+    )
 
 
 def _sql_check(rule: QualityRule, check_id: str) -> BatchCheck:
     def judge(measured: Any, rows: int) -> tuple[bool, Any]:
         return compare(rule.operator or "", measured, rule.threshold), measured
 
-    return BatchCheck(check_id, rule.column, rule.severity,
-                      rule.description or f"SQL: {rule.query}", None, judge, query=rule.query,
-                      expectation=f"result {expectation(rule)}")
+    return BatchCheck(
+        check_id,
+        rule.column,
+        rule.severity,
+        rule.description or f"SQL: {rule.query}",
+        None,
+        judge,
+        query=rule.query,
+        expectation=f"result {expectation(rule)}",
+    )
 
 
-def _sla(item: Sla, obj: SchemaObject, values: dict[str, pl.Expr], plan: Plan,
-         now: float) -> None:
+def _sla(item: Sla, obj: SchemaObject, values: dict[str, pl.Expr], plan: Plan, now: float) -> None:
     dataset, _, column = (item.element or "").rpartition(".")
     if dataset and dataset != obj.name:
         return
     if column not in values or column not in plan.raw_columns:
-        plan.schema_issues.append(SchemaIssue(
-            f"sla.{item.property}", column, "error",
-            f"the {item.property} SLA is on `{column}`, which the batch does not have"))
+        plan.schema_issues.append(
+            SchemaIssue(
+                f"sla.{item.property}",
+                column,
+                "error",
+                f"the {item.property} SLA is on `{column}`, which the batch does not have",
+            )
+        )
         return
     limit = item.value * unit_seconds(item.unit)
     when = values[column]
@@ -320,10 +402,17 @@ def _sla(item: Sla, obj: SchemaObject, values: dict[str, pl.Expr], plan: Plan,
             age = now - measured / 1e6
             return age <= limit, round(age, 1)
 
-        plan.batch_checks.append(BatchCheck(
-            f"sla.{item.property}", column, "error",
-            f"the newest `{column}` must be at most {item.value:g}{item.unit} old", newest, fresh,
-            expectation=f"age in seconds <= {limit:g}"))
+        plan.batch_checks.append(
+            BatchCheck(
+                f"sla.{item.property}",
+                column,
+                "error",
+                f"the newest `{column}` must be at most {item.value:g}{item.unit} old",
+                newest,
+                fresh,
+                expectation=f"age in seconds <= {limit:g}",
+            )
+        )
         return
     gap = when.sort().diff().max().dt.total_microseconds()
 
@@ -331,10 +420,17 @@ def _sla(item: Sla, obj: SchemaObject, values: dict[str, pl.Expr], plan: Plan,
         seconds = 0.0 if measured is None else measured / 1e6
         return seconds <= limit, round(seconds, 1)
 
-    plan.batch_checks.append(BatchCheck(
-        "sla.frequency", column, "error",
-        f"`{column}` must have no gap longer than {item.value:g}{item.unit}", gap, frequent,
-        expectation=f"largest gap in seconds <= {limit:g}"))
+    plan.batch_checks.append(
+        BatchCheck(
+            "sla.frequency",
+            column,
+            "error",
+            f"`{column}` must have no gap longer than {item.value:g}{item.unit}",
+            gap,
+            frequent,
+            expectation=f"largest gap in seconds <= {limit:g}",
+        )
+    )
 
 
 def compare(operator: str, measured: Any, threshold: Any) -> bool:
@@ -361,8 +457,12 @@ def compare(operator: str, measured: Any, threshold: Any) -> bool:
 def expectation(rule: QualityRule) -> str:
     """``must be < 5 percent``: the rule's operator in words."""
     words = {
-        "mustBe": "=", "mustNotBe": "!=", "mustBeGreaterThan": ">",
-        "mustBeGreaterOrEqualTo": ">=", "mustBeLessThan": "<", "mustBeLessOrEqualTo": "<=",
+        "mustBe": "=",
+        "mustNotBe": "!=",
+        "mustBeGreaterThan": ">",
+        "mustBeGreaterOrEqualTo": ">=",
+        "mustBeLessThan": "<",
+        "mustBeLessOrEqualTo": "<=",
     }
     unit = " percent" if rule.unit == "percent" else ""
     if rule.operator in ("mustBeBetween", "mustNotBeBetween"):

@@ -61,7 +61,8 @@ def _from_pandas(data: Any) -> pl.LazyFrame:
             # A column of mixed Python objects: read each as text, keep missing as missing.
             frame[name] = frame[name].map(lambda v: None if v is None or v != v else str(v))
     try:
-        return pl.from_pandas(frame).lazy()
+        converted: pl.DataFrame = pl.from_pandas(frame)
+        return converted.lazy()
     except Exception as exc:
         raise DataInputError(f"Cannot convert the pandas DataFrame: {exc}") from None
 

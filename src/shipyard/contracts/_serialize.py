@@ -28,8 +28,13 @@ def contract_to_dict(contract: Contract) -> dict[str, Any]:
     doc["schema"] = [_object(obj) for obj in contract.schema]
     if contract.sla:
         doc["slaProperties"] = [
-            {"property": s.property, "value": _number(s.value), "unit": s.unit,
-             **({"element": s.element} if s.element else {}), **s.extra}
+            {
+                "property": s.property,
+                "value": _number(s.value),
+                "unit": s.unit,
+                **({"element": s.element} if s.element else {}),
+                **s.extra,
+            }
             for s in contract.sla
         ]
     if custom:
@@ -69,8 +74,11 @@ def _property(prop: Property) -> dict[str, Any]:
     ):
         if value is not None:
             out[key] = value
-    for key, flag in (("required", prop.required), ("unique", prop.unique),
-                      ("primaryKey", prop.primary_key)):
+    for key, flag in (
+        ("required", prop.required),
+        ("unique", prop.unique),
+        ("primaryKey", prop.primary_key),
+    ):
         if flag:
             out[key] = True
     if prop.options:

@@ -23,8 +23,14 @@ _ISO_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", 
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
 _WORDS = {
-    "string": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
-    "date": "a date", "timestamp": "a timestamp", "time": "a time of day", "object": "an object",
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "date": "a date",
+    "timestamp": "a timestamp",
+    "time": "a time of day",
+    "object": "an object",
     "array": "a list",
 }
 
@@ -58,8 +64,13 @@ def typed_column(name: str, dtype: pl.DataType, logical: str | None, fmt: str | 
 
 def _target(logical: str) -> Any:
     return {
-        "string": pl.String, "integer": pl.Int64, "number": pl.Float64, "boolean": pl.Boolean,
-        "date": pl.Date, "timestamp": pl.Datetime("us", "UTC"), "time": pl.Time,
+        "string": pl.String,
+        "integer": pl.Int64,
+        "number": pl.Float64,
+        "boolean": pl.Boolean,
+        "date": pl.Date,
+        "timestamp": pl.Datetime("us", "UTC"),
+        "time": pl.Time,
     }.get(logical, pl.Null)
 
 
@@ -97,8 +108,10 @@ def _boolean(col: pl.Expr, dtype: pl.DataType, fmt: str | None) -> Typed:
     if dtype == pl.String:
         lowered = col.str.strip_chars().str.to_lowercase()
         value = (
-            pl.when(lowered.is_in(_TRUE)).then(True)
-            .when(lowered.is_in(_FALSE)).then(False)
+            pl.when(lowered.is_in(_TRUE))
+            .then(True)
+            .when(lowered.is_in(_FALSE))
+            .then(False)
             .otherwise(None)
         )
         return Typed(value, failed=col.is_not_null() & value.is_null())
@@ -131,13 +144,17 @@ def _timestamp(col: pl.Expr, dtype: pl.DataType, fmt: str | None) -> Typed:
 def _parse_timestamps(text: pl.Expr, fmt: str | None) -> list[pl.Expr]:
     if fmt is not None:
         zoned = "%z" in fmt or "%Z" in fmt
-        parsed = text.str.to_datetime(fmt, strict=False, time_unit="us",
-                                      time_zone="UTC" if zoned else None)
+        parsed = text.str.to_datetime(
+            fmt, strict=False, time_unit="us", time_zone="UTC" if zoned else None
+        )
         return [parsed if zoned else parsed.dt.replace_time_zone("UTC")]
-    aware = [text.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
-             for f in _ISO_AWARE]
-    naive = [text.str.to_datetime(f, strict=False, time_unit="us").dt.replace_time_zone("UTC")
-             for f in _ISO_NAIVE]
+    aware = [
+        text.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC") for f in _ISO_AWARE
+    ]
+    naive = [
+        text.str.to_datetime(f, strict=False, time_unit="us").dt.replace_time_zone("UTC")
+        for f in _ISO_NAIVE
+    ]
     return [*aware, *naive]
 
 
@@ -151,8 +168,11 @@ def _time(col: pl.Expr, dtype: pl.DataType, fmt: str | None) -> Typed:
 
 
 def _object(col: pl.Expr, dtype: pl.DataType, fmt: str | None) -> Typed:
-    return Typed(col) if isinstance(dtype, pl.Struct) else Typed(col, problem=_mismatch(dtype,
-                                                                                        "object"))
+    return (
+        Typed(col)
+        if isinstance(dtype, pl.Struct)
+        else Typed(col, problem=_mismatch(dtype, "object"))
+    )
 
 
 def _array(col: pl.Expr, dtype: pl.DataType, fmt: str | None) -> Typed:
@@ -166,8 +186,15 @@ def _mismatch(dtype: pl.DataType, logical: str) -> str:
 
 
 _READERS = {
-    "string": _text, "integer": _integer, "number": _number, "boolean": _boolean,
-    "date": _date, "timestamp": _timestamp, "time": _time, "object": _object, "array": _array,
+    "string": _text,
+    "integer": _integer,
+    "number": _number,
+    "boolean": _boolean,
+    "date": _date,
+    "timestamp": _timestamp,
+    "time": _time,
+    "object": _object,
+    "array": _array,
 }
 
 

@@ -26,14 +26,39 @@ from shipyard.contracts._parse import ContractParser
 from shipyard.errors import ContractError
 
 API_VERSION = "v3.1.0"
-LOGICAL_TYPES = ("string", "date", "timestamp", "time", "number", "integer", "object",
-                 "array", "boolean")
-OPERATORS = ("mustBe", "mustNotBe", "mustBeGreaterThan", "mustBeGreaterOrEqualTo",
-             "mustBeLessThan", "mustBeLessOrEqualTo", "mustBeBetween", "mustNotBeBetween")
+LOGICAL_TYPES = (
+    "string",
+    "date",
+    "timestamp",
+    "time",
+    "number",
+    "integer",
+    "object",
+    "array",
+    "boolean",
+)
+OPERATORS = (
+    "mustBe",
+    "mustNotBe",
+    "mustBeGreaterThan",
+    "mustBeGreaterOrEqualTo",
+    "mustBeLessThan",
+    "mustBeLessOrEqualTo",
+    "mustBeBetween",
+    "mustNotBeBetween",
+)
 METRICS = ("nullValues", "missingValues", "invalidValues", "duplicateValues", "rowCount")
 SEVERITIES = ("error", "warning")
-OPTION_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern",
-               "format", "minLength", "maxLength")
+OPTION_KEYS = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "pattern",
+    "format",
+    "minLength",
+    "maxLength",
+)
 
 
 @dataclass
@@ -60,8 +85,12 @@ class QualityRule:
         t = self.threshold
         return (
             (self.operator == "mustBe" and t == 0)
-            or (self.operator == "mustBeLessThan" and isinstance(t, (int, float)) and 0 < t <= 1
-                and self.unit == "rows")
+            or (
+                self.operator == "mustBeLessThan"
+                and isinstance(t, (int, float))
+                and 0 < t <= 1
+                and self.unit == "rows"
+            )
             or (self.operator == "mustBeLessThan" and t == 0)
             or (self.operator == "mustBeLessOrEqualTo" and t == 0)
             or (self.operator == "mustBeBetween" and list(t or []) == [0, 0])

@@ -118,8 +118,10 @@ def explain(result: RuleResult, raw_is_text: bool) -> str:
     noun = "value" if result.failed_rows == 1 else "values"
     if result.id.endswith(".type"):
         kind = "text" if raw_is_text else "of another type"
-        return (f"column `{result.column}` {result.description.split(' ', 1)[1]}, but "
-                f"{result.failed_rows} {noun} {'is' if result.failed_rows == 1 else 'are'} "
-                f"{kind}{where}")
+        return (
+            f"column `{result.column}` {result.description.split(' ', 1)[1]}, but "
+            f"{result.failed_rows} {noun} {'is' if result.failed_rows == 1 else 'are'} "
+            f"{kind}{where}"
+        )
     rows = "row breaks" if result.failed_rows == 1 else "rows break"
     return f"{result.description}: {result.failed_rows} {rows} it{where}"

@@ -91,10 +91,18 @@ def validate(
         outputs = run.reject_all(results, accepted_path, quarantine_path)
         quarantined = rows_in
     report = ValidationReport(
-        contract_id=contract.id, contract_version=contract.version, dataset=obj.name,
-        source=source, rows_in=rows_in, rows_accepted=rows_in - quarantined,
-        rows_quarantined=quarantined, batch_passed=batch_passed, results=results,
-        new_columns=plan.new_columns, checked_at=started, seconds=time.time() - started,
+        contract_id=contract.id,
+        contract_version=contract.version,
+        dataset=obj.name,
+        source=source,
+        rows_in=rows_in,
+        rows_accepted=rows_in - quarantined,
+        rows_quarantined=quarantined,
+        batch_passed=batch_passed,
+        results=results,
+        new_columns=plan.new_columns,
+        checked_at=started,
+        seconds=time.time() - started,
     )
     return ValidationResult(report, *outputs)
 
@@ -129,7 +137,8 @@ class _Run:
 
     def _reasons(self, extra: list[str]) -> pl.Expr:
         reasons: list[pl.Expr] = [
-            pl.when(c.violated).then(pl.lit(c.id)) for c in self.plan.row_checks
+            pl.when(c.violated).then(pl.lit(c.id))
+            for c in self.plan.row_checks
             if c.severity == "error" and not self.plan.blocked
         ]
         reasons += [pl.lit(r) for r in extra]
@@ -144,10 +153,14 @@ class _Run:
             ROW, *self.plan.raw_columns, self._reasons(blocked)
         )
         aggregates = [pl.len().alias("__rows"), self.bad.sum().alias("__quarantined")]
-        aggregates += [c.violated.sum().alias(f"__row{i}")
-                       for i, c in enumerate(self.plan.row_checks)]
-        aggregates += [c.aggregate.alias(f"__batch{i}")
-                       for i, c in enumerate(self.plan.batch_checks) if c.aggregate is not None]
+        aggregates += [
+            c.violated.sum().alias(f"__row{i}") for i, c in enumerate(self.plan.row_checks)
+        ]
+        aggregates += [
+            c.aggregate.alias(f"__batch{i}")
+            for i, c in enumerate(self.plan.batch_checks)
+            if c.aggregate is not None
+        ]
         samples = [
             self.frame.filter(c.violated).select(ROW, c.shown.alias("value")).head(self.examples)
             for c in self.plan.row_checks
@@ -157,8 +170,10 @@ class _Run:
     def execute(self, accepted_path: Any, quarantine_path: Any) -> tuple[Any, ...]:
         accepted, quarantined, measures = self._queries()
         if accepted_path is not None and quarantine_path is not None:
-            sinks = [accepted.sink_parquet(Path(accepted_path), lazy=True),
-                     quarantined.sink_parquet(Path(quarantine_path), lazy=True)]
+            sinks = [
+                accepted.sink_parquet(Path(accepted_path), lazy=True),
+                quarantined.sink_parquet(Path(quarantine_path), lazy=True),
+            ]
             results = pl.collect_all([*sinks, *measures], engine="streaming")
             self._keep(results[2:])
             return None, None, Path(accepted_path), Path(quarantine_path)
@@ -170,48 +185,70 @@ class _Run:
         self.aggregates = results[0].row(0, named=True)
         self.example_rows = results[1:]
 
-    def reject_all(self, results: list[RuleResult], accepted_path: Any,
-                   quarantine_path: Any) -> tuple[Any, ...]:
+    def reject_all(
+        self, results: list[RuleResult], accepted_path: Any, quarantine_path: Any
+    ) -> tuple[Any, ...]:
         """A failed batch: nothing is accepted, every row is quarantined with the reasons."""
         batch = [r.id for r in results if r.blocking and r.kind != "row"]
         accepted = self.frame.filter(pl.lit(False)).select(self.plan.typed)
         everything = self.frame.select(
-            ROW, *self.plan.raw_columns,
-            pl.concat_list([self._reasons([]), pl.lit(batch, dtype=pl.List(pl.String))])
-            .alias(REASONS),
+            ROW,
+            *self.plan.raw_columns,
+            pl.concat_list([self._reasons([]), pl.lit(batch, dtype=pl.List(pl.String))]).alias(
+                REASONS
+            ),
         )
         if accepted_path is not None and quarantine_path is not None:
-            pl.collect_all([accepted.sink_parquet(Path(accepted_path), lazy=True),
-                            everything.sink_parquet(Path(quarantine_path), lazy=True)],
-                           engine="streaming")
+            pl.collect_all(
+                [
+                    accepted.sink_parquet(Path(accepted_path), lazy=True),
+                    everything.sink_parquet(Path(quarantine_path), lazy=True),
+                ],
+                engine="streaming",
+            )
             return None, None, Path(accepted_path), Path(quarantine_path)
         frames = pl.collect_all([accepted, everything])
         return frames[0], frames[1], None, None
 
     def results(self, text_columns: set[str], rows: int, obj: SchemaObject) -> list[RuleResult]:
         found = [
-            RuleResult(i.id, i.column, "schema", i.severity, i.message, passed=False,
-                       message=i.message)
+            RuleResult(
+                i.id, i.column, "schema", i.severity, i.message, passed=False, message=i.message
+            )
             for i in self.plan.schema_issues
         ]
         for index, check in enumerate(self.plan.row_checks):
             failed = int(self.aggregates[f"__row{index}"] or 0)
             sample = self.example_rows[index]
             result = RuleResult(
-                check.id, check.column, "row", check.severity, check.description,
-                passed=failed == 0, failed_rows=failed,
-                examples=[{"row": r[ROW], "value": _plain(r["value"])}
-                          for r in sample.iter_rows(named=True)],
+                check.id,
+                check.column,
+                "row",
+                check.severity,
+                check.description,
+                passed=failed == 0,
+                failed_rows=failed,
+                examples=[
+                    {"row": r[ROW], "value": _plain(r["value"])}
+                    for r in sample.iter_rows(named=True)
+                ],
             )
             result.message = explain(result, check.column in text_columns)
             found.append(result)
         for index, batch in enumerate(self.plan.batch_checks):
             if batch.query is not None and self.plan.blocked:
-                found.append(RuleResult(
-                    batch.id, batch.column, "batch", batch.severity, batch.description,
-                    passed=False, message=f"{batch.description}: not run, because the batch's "
-                    "columns do not match the contract (see the schema errors)",
-                ))
+                found.append(
+                    RuleResult(
+                        batch.id,
+                        batch.column,
+                        "batch",
+                        batch.severity,
+                        batch.description,
+                        passed=False,
+                        message=f"{batch.description}: not run, because the batch's "
+                        "columns do not match the contract (see the schema errors)",
+                    )
+                )
                 continue
             if batch.query is not None:
                 measured = _run_sql(batch.query, self.frame.select(self.plan.typed), obj.name)
@@ -219,21 +256,40 @@ class _Run:
                 measured = self.aggregates.get(f"__batch{index}")
             passed, shown = batch.judge(measured, rows)
             message = f"{batch.description}: measured {shown}, {batch.expectation}"
-            found.append(RuleResult(
-                batch.id, batch.column, "batch", batch.severity, batch.description,
-                passed=passed, measured=shown, expectation=batch.expectation,
-                message=message,
-            ))
+            found.append(
+                RuleResult(
+                    batch.id,
+                    batch.column,
+                    "batch",
+                    batch.severity,
+                    batch.description,
+                    passed=passed,
+                    measured=shown,
+                    expectation=batch.expectation,
+                    message=message,
+                )
+            )
         return found
 
 
 def _share_result(share: float, quarantined: int, rows: int) -> RuleResult:
     measured = quarantined / rows if rows else 0.0
     passed = measured <= share
-    message = (f"at most {share:.2%} of rows may be quarantined: {quarantined} of {rows} "
-               f"({measured:.2%}) were")
-    return RuleResult("maxQuarantineShare", None, "batch", "error", message, passed=passed,
-                      measured=round(measured, 6), expectation=f"<= {share}", message=message)
+    message = (
+        f"at most {share:.2%} of rows may be quarantined: {quarantined} of {rows} "
+        f"({measured:.2%}) were"
+    )
+    return RuleResult(
+        "maxQuarantineShare",
+        None,
+        "batch",
+        "error",
+        message,
+        passed=passed,
+        measured=round(measured, 6),
+        expectation=f"<= {share}",
+        message=message,
+    )
 
 
 def _run_sql(query: str, frame: pl.LazyFrame, table: str) -> Any:
