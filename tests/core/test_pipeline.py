@@ -324,3 +324,42 @@ def test_an_import_path_that_names_no_step_is_explained(path: str, message: str)
 
     with pytest.raises(PipelineDefinitionError, match=message):
         resolve_step(path)
+
+
+@step
+def saves_then_fails(n: int) -> int:
+    get_context().save("evidence", {"seen": n})
+    raise ValueError("the batch is broken")
+
+
+@pipeline
+def keeps_evidence(n: int = 2):
+    return saves_then_fails(n)
+
+
+def test_an_artifact_saved_by_a_step_is_kept_even_when_it_then_fails(project: Project) -> None:
+    run = keeps_evidence.run(raise_on_failure=False)
+
+    step_run = run.step_runs["saves_then_fails"]
+    assert step_run.status == "failed"
+    assert step_run.outputs["evidence"].load() == {"seen": 2}
+
+
+@step
+def saves_twice() -> int:
+    context = get_context()
+    context.save("a", 1)
+    with pytest.raises(ShipyardError, match="not used yet by this step"):
+        context.save("a", 2)
+    with pytest.raises(ShipyardError, match=r"its outputs are \['output'\]"):
+        context.save("output", 3)
+    return 0
+
+
+@pipeline
+def saving_names():
+    return saves_twice()
+
+
+def test_saved_artifact_names_must_be_new(project: Project) -> None:
+    assert saving_names().output == 0

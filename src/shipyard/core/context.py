@@ -35,6 +35,9 @@ class StepContext:
         self.logger = logging.getLogger(f"shipyard.step.{step_name}")
         self.metrics: list[dict[str, Any]] = []
         self.params: dict[str, Any] = {}
+        self.saved: list[dict[str, Any]] = []
+        self._saver: Any = None
+        self._reserved: set[str] = set()
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         """Record a metric value, optionally at a training step (epoch, iteration)."""
@@ -58,6 +61,24 @@ class StepContext:
                 "logged_at": time.time(),
             }
         )
+
+    def save(self, name: str, value: Any, *, materializer: str | None = None) -> str:
+        """Store ``value`` as an extra artifact of this step run, right now.
+
+        Unlike a return value, it is kept even if the step then fails: a validation
+        step saves its report and quarantined rows, then raises. Returns the artifact id.
+        """
+        if self._saver is None:
+            raise ShipyardError("save() needs a running step with an artifact store.")
+        taken = {record["output_name"] for record in self.saved} | self._reserved
+        if not isinstance(name, str) or not name or name in taken:
+            raise ShipyardError(
+                f"An artifact name must be a non-empty string not used yet by this step (its "
+                f"outputs are {sorted(self._reserved)}), got {name!r}."
+            )
+        record: dict[str, Any] = self._saver(name, value, materializer)
+        self.saved.append(record)
+        return str(record["id"])
 
     def log_param(self, name: str, value: Any) -> None:
         """Record a parameter the step chose (JSON-able; later values replace earlier ones)."""

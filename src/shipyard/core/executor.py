@@ -106,6 +106,10 @@ def execute_step(
         seed=task.seed,
         project_root=Path(task.project_root),
     )
+    context._reserved = {spec.name for spec in step.outputs}
+    context._saver = lambda name, value, chosen: _artifact_record(
+        task, store, name, value, materializers.choose(value, Any, chosen)
+    )
     token = _enter(context)
     attempts = 0
     try:
@@ -134,6 +138,7 @@ def execute_step(
             started_at=started,
             ended_at=time.time(),
             attempts=attempts,
+            artifacts=context.saved,
             metrics=context.metrics,
             params=context.params,
             error=f"{type(exc).__name__}: {exc}",
@@ -146,7 +151,7 @@ def execute_step(
         started_at=started,
         ended_at=time.time(),
         attempts=attempts,
-        artifacts=records,
+        artifacts=context.saved + records,
         values=outputs,
         metrics=context.metrics,
         params=context.params,
@@ -268,6 +273,16 @@ def _store_output(
 ) -> dict[str, Any]:
     spec = next(s for s in step.outputs if s.name == name)
     materializer = materializers.choose(value, spec.annotation, step.materializer_for(name))
+    return _artifact_record(task, store, name, value, materializer)
+
+
+def _artifact_record(
+    task: StepTask,
+    store: ArtifactStore,
+    name: str,
+    value: Any,
+    materializer: materializers.Materializer,
+) -> dict[str, Any]:
     stored, preview = write_artifact(store, value, materializer)
     return {
         "id": uuid.uuid4().hex,
