@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import CLI
 
 STEPS = [
-    "load_transactions",
+    "ingest",
     "load_labels",
     "label_and_featurize",
     "split_by_time",
@@ -36,6 +36,11 @@ def test_the_demo_trains_the_fraud_model_and_records_every_step(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "45 daily batches" in done.stdout
+    # The broken delivery is explained and its bad rows quarantined; the renamed column of
+    # the newest delivery is caught.
+    assert "must be > 0" in done.stdout
+    assert "FAILED the contract" in done.stdout
+    assert "was it renamed?" in done.stdout
     assert "completed" in done.stdout
     assert len(list((demo / "data").glob("transactions_*.parquet"))) == 45
 
@@ -55,7 +60,7 @@ def test_the_demo_trains_the_fraud_model_and_records_every_step(
     # Loaders always read the files; everything after them is a cache hit.
     assert statuses == {
         **dict.fromkeys(STEPS, "cached"),
-        "load_transactions": "completed",
+        "ingest": "completed",
         "load_labels": "completed",
     }
     assert again["metrics"]["roc_auc"] == shown["metrics"]["roc_auc"]

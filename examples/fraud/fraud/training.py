@@ -17,27 +17,8 @@ LABEL = "is_chargeback"
 
 # Loaders read files that change outside shipyard, so they always run; their
 # outputs are content-addressed, so the steps after them are still cache hits
-# when the data did not change.
-@step(cache=False)
-def load_transactions(data_dir: str, start: str, end: str) -> pl.DataFrame:
-    """Every delivered transaction with ``start <= date < end``, from the daily batches."""
-    first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
-    folder = get_context().project_root / data_dir
-    paths = sorted(
-        p
-        for p in folder.glob("transactions_*.parquet")
-        if first <= dt.date.fromisoformat(p.stem.removeprefix("transactions_")) < last
-    )
-    if not paths:
-        raise FileNotFoundError(
-            f"No daily batches between {start} and {end} in {folder}. "
-            "Generate them with `shipyard demo` or widen the window."
-        )
-    frame = pl.concat([pl.read_parquet(p) for p in paths], how="vertical")
-    get_context().log_param("batches", len(paths))
-    return frame
-
-
+# when the data did not change. (Transactions come in through the contract: see
+# shipyard.contracts.ingest in pipelines.py.)
 @step(cache=False)
 def load_labels(data_dir: str, as_of: str) -> pl.DataFrame:
     """The chargeback labels that had arrived by ``as_of``."""

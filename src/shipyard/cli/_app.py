@@ -8,11 +8,11 @@ from typing import Any
 
 import typer
 
-from shipyard.cli import artifacts, demo, init, run, runs
+from shipyard.cli import artifacts, contract, demo, init, run, runs
 
 app = typer.Typer(
     name="shipyard",
-    help="Own your ML service end to end: pipelines, artifacts, runs and the demo.",
+    help="Own your ML service end to end: pipelines, artifacts, runs, data contracts, the demo.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -23,6 +23,7 @@ app.command("run")(run.run)
 app.command("demo")(demo.demo)
 app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
+app.add_typer(contract.app, name="contract")
 
 
 # Usage errors (a bad --param, an unknown option) are ClickExceptions: click's own, or in

@@ -15,6 +15,8 @@ from shipyard.cli._console import console, duration, status
 
 DEMO_START = dt.date(2026, 1, 1)
 DEMO_DAYS = 60
+BROKEN_DAY = 12  # a delivery with out-of-range amounts, missing ids, duplicates, bad currencies
+CONTRACT = "contracts/transactions.yaml"
 
 
 def example_folder() -> Path:
@@ -58,6 +60,9 @@ def demo(
     _report(run, directory)
     if run.status != "completed":
         raise typer.Exit(1)
+    _explain_ingestion(run)
+    _check_latest(directory, batches[-1])
+    _next_steps(run, directory, batches[-1])
 
 
 def _copy_example(directory: Path) -> None:
@@ -75,15 +80,55 @@ def _generate(directory: Path, days: int, rows_per_day: int) -> list[Path]:
         sys.path.remove(str(directory))
     return list(
         generator.write_daily_batches(
-            directory / "data", DEMO_START, days, rows_per_day=rows_per_day, seed=7
+            directory / "data", DEMO_START, days, rows_per_day=rows_per_day, seed=7,
+            broken_day=BROKEN_DAY if days > BROKEN_DAY + 1 else None,
+            # The newest delivery renames `amount`: upstream changed its schema.
+            schema_change_day=days - 1 if days > 1 else None,
         )
     )
+
+
+def _explain_ingestion(run: Any) -> None:
+    from rich.markup import escape
+
+    report = run.step_runs["ingest"].outputs["report"].load()
+    console.print(
+        f"\n[bold]4.[/] The contract {report['contract_id']} v{report['contract_version']} "
+        f"checked {len(report['batches'])} deliveries: {report['rows_in']} rows in = "
+        f"{report['rows_accepted']} accepted + {report['rows_quarantined']} quarantined."
+    )
+    for batch in report["batches"]:
+        failed = [r for r in batch["results"] if not r["passed"] and r["severity"] == "error"]
+        if failed:
+            console.print(f"   {Path(batch['source']).name}:")
+            for result in failed:
+                console.print(f"     [red]✗[/] {escape(result['message'])}")
+    artifact = run.step_runs["ingest"].outputs["quarantine"]
+    console.print(f"   The quarantined rows and their reasons: artifact {artifact.id[:8]} "
+                  f"(shipyard artifacts show {artifact.id[:8]})")
+
+
+def _check_latest(directory: Path, latest: Path) -> None:
+    from rich.markup import escape
+
+    from shipyard.contracts import Contract
+
+    result = Contract.load(directory / CONTRACT).validate(str(latest))
+    verdict = "passed" if result.report.batch_passed else "[bold red]FAILED[/]"
+    console.print(f"\n[bold]5.[/] Today's delivery, {latest.name}, {verdict} the contract:")
+    for failure in result.report.errors:
+        console.print(f"     [red]✗[/] {escape(failure.message)}")
+    console.print("   It would not reach training: in CI, `shipyard contract check` exits 1.")
 
 
 def _report(run: Any, directory: Path) -> None:
     console.print(f"Run [bold]{run.id[:8]}[/] {status(run.status)} in {duration(run.seconds)}.")
     for key, value in run.metrics.items():
-        console.print(f"  {key:<24} {value:.4f}")
+        if not key.startswith(("rows_", "batches_")):
+            console.print(f"  {key:<24} {value:.4f}")
+
+
+def _next_steps(run: Any, directory: Path, latest: Path) -> None:
     command = _shipyard_command()
     console.print("\nWhere to look next:")
     for line in (
@@ -93,6 +138,7 @@ def _report(run: Any, directory: Path) -> None:
         f"{command} run training   [dim]# again: the loaders re-read the data, "
         "every other step is a cache hit[/]",
         f"{command} run training -p learning_rate=0.05",
+        f"{command} contract check {CONTRACT} data/{latest.name} --report report.html",
     ):
         console.print(f"  {line}")
 

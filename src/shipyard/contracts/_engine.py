@@ -363,6 +363,8 @@ def _counted(rule: QualityRule, check_id: str, description: str, count: pl.Expr)
 
 def _sql_check(rule: QualityRule, check_id: str) -> BatchCheck:
     def judge(measured: Any, rows: int) -> tuple[bool, Any]:
+        if rule.unit == "percent" and isinstance(measured, (int, float)):
+            measured = round(100.0 * measured / rows, 4) if rows else 0.0
         return compare(rule.operator or "", measured, rule.threshold), measured
 
     return BatchCheck(
