@@ -8,6 +8,7 @@ costs about as much as profiling a small one. The result is plain JSON-able data
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import polars as pl
@@ -87,9 +88,11 @@ def _histogram(values: pl.Series) -> dict[str, Any]:
     if finite.len() == 0:
         return summary
     low, high = _range(float(finite.min()), float(finite.max()))  # type: ignore[arg-type]
-    width = (high - low) / BINS
-    edges = [low + i * width for i in range(BINS)] + [high]
-    index = ((finite - low) / width).floor().cast(pl.Int64).clip(0, BINS - 1)
+    # Halve everything when high - low overflows (values near +-1.8e308).
+    scale = 1.0 if math.isfinite(high - low) else 0.5
+    width = (high * scale - low * scale) / BINS
+    edges = [(low * scale + i * width) / scale for i in range(BINS)] + [high]
+    index = ((finite * scale - low * scale) / width).floor().cast(pl.Int64).clip(0, BINS - 1)
     counts = [0] * BINS
     for bin_, count in index.value_counts().iter_rows():
         counts[bin_] = count
@@ -99,7 +102,7 @@ def _histogram(values: pl.Series) -> dict[str, Any]:
 
 def _range(low: float, high: float) -> tuple[float, float]:
     """The histogram's range; a single value sits in the middle of a small one."""
-    if high > low:
+    if (high - low) / BINS >= sys.float_info.min:  # bins narrower lose all precision
         return low, high
     half = max(0.5, abs(low) * 1e-9)  # wide enough that low +- half differ in float64
     return low - half, low + half
