@@ -46,6 +46,7 @@ class ValidationReport:
     new_columns: list[str] = field(default_factory=list)
     checked_at: float = 0.0
     seconds: float = 0.0
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def counts_add_up(self) -> bool:
@@ -98,7 +99,7 @@ class ValidationReport:
         """A self-contained HTML page with the results, examples and distributions."""
         from shipyard.contracts._html import report_html
 
-        return str(report_html(self))
+        return str(report_html(self, self.profiles))
 
     def write_html(self, path: str | Path) -> Path:
         """Write ``to_html()`` to ``path``."""

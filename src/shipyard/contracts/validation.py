@@ -58,6 +58,7 @@ def validate(
     quarantine_path: str | Path | None = None,
     examples: int = 5,
     now: float | None = None,
+    profile_rows: int = 100_000,
 ) -> ValidationResult:
     """Check ``data`` against ``contract`` and split its rows.
 
@@ -70,6 +71,7 @@ def validate(
             returning DataFrames (the query then streams; memory stays bounded).
         examples: how many example rows to keep per failed check.
         now: the time freshness is measured against (default: now).
+        profile_rows: how many rows the report's distribution plots look at (0: none).
     """
     started = time.time()
     obj = contract.dataset(dataset)
@@ -103,8 +105,24 @@ def validate(
         new_columns=plan.new_columns,
         checked_at=started,
         seconds=time.time() - started,
+        profiles=_profiles(frame, plan, profile_rows),
     )
     return ValidationResult(report, *outputs)
+
+
+def _profiles(frame: pl.LazyFrame, plan: Plan, rows: int) -> dict[str, dict[str, Any]]:
+    """Distributions of the first rows, read as the contract's types, for the report's plots.
+
+    Measured after the timing of the validation itself: plots are for people, not the gate.
+    """
+    if rows <= 0:
+        return {}
+    from shipyard.contracts._profile import profile
+
+    if plan.blocked:
+        return profile(frame, plan.raw_columns, sample_rows=rows)
+    head = frame.head(rows).select(plan.typed)
+    return profile(head, [e.meta.output_name() for e in plan.typed], sample_rows=rows)
 
 
 def _check_reserved(schema: pl.Schema) -> None:
