@@ -12,6 +12,7 @@ import shipyard
 
 EXPECTED = {
     "Artifact",
+    "Contract",
     "Materializer",
     "Pipeline",
     "Project",

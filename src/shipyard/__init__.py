@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Artifact",
+    "Contract",
     "Materializer",
     "Pipeline",
     "Project",
@@ -46,6 +47,7 @@ __all__ = [
 
 _LAZY = {
     "Artifact": "shipyard.core.run",
+    "Contract": "shipyard.contracts.contract",
     "Run": "shipyard.core.run",
     "StepRun": "shipyard.core.run",
     "Project": "shipyard.core.project",
@@ -55,6 +57,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from shipyard.contracts.contract import Contract
     from shipyard.core.materializers import Materializer, register_materializer, trust_types
     from shipyard.core.project import Project
     from shipyard.core.run import Artifact, Run, StepRun

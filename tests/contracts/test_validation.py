@@ -421,3 +421,29 @@ def test_arrow_tables_with_a_bad_value_count_the_same() -> None:
         }
     )
     assert failed(contract().validate(table)) == {"amount.minimum": 1}
+
+
+def test_a_failed_write_leaves_no_partial_output(tmp_path: Path) -> None:
+    good = tmp_path / "ok.parquet"
+    good.write_bytes(b"accepted earlier")
+    data = (
+        frame().lazy().with_columns(pl.col("quantity").map_batches(_explode, return_dtype=pl.Int64))
+    )
+    with pytest.raises(Exception, match="upstream died"):
+        contract().validate(data, accepted_path=good, quarantine_path=tmp_path / "bad.parquet")
+
+    assert good.read_bytes() == b"accepted earlier"  # nothing already accepted is touched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.parquet"]
+
+
+def _explode(series: pl.Series) -> pl.Series:
+    raise RuntimeError("upstream died mid-read")
+
+
+def test_a_truncated_parquet_file_is_unusable_input(tmp_path: Path) -> None:
+    path = tmp_path / "cut.parquet"
+    frame().write_parquet(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:40] + data[-8:])  # the markers survive, the pages do not
+    with pytest.raises(DataInputError, match="Cannot read"):
+        contract().validate(str(path))

@@ -11,7 +11,9 @@ Parquet, so a batch larger than memory is fine.
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ import polars as pl
 from shipyard.contracts._engine import REASONS, ROW, Plan, compile_plan, now_seconds
 from shipyard.contracts._inputs import as_lazy
 from shipyard.contracts.report import RuleResult, ValidationReport, explain
+from shipyard.errors import DataInputError
 
 if TYPE_CHECKING:
     from shipyard.contracts.contract import Contract, SchemaObject
@@ -80,7 +83,13 @@ def validate(
     _check_reserved(schema)
     plan = compile_plan(obj, schema, contract.sla, now if now is not None else now_seconds())
     run = _Run(frame, plan, examples)
-    outputs = run.execute(accepted_path, quarantine_path)
+    try:
+        outputs = run.execute(accepted_path, quarantine_path)
+    except pl.exceptions.PolarsError as exc:
+        raise DataInputError(
+            f"Cannot read {source} while validating it: {exc}. Check that every file is "
+            "complete and in the format its extension says."
+        ) from None
     rows_in = int(run.aggregates["__rows"])
     results = run.results(text_columns, rows_in, obj)
     quarantined = int(run.aggregates["__quarantined"])
@@ -126,8 +135,6 @@ def _profiles(frame: pl.LazyFrame, plan: Plan, rows: int) -> dict[str, dict[str,
 
 
 def _check_reserved(schema: pl.Schema) -> None:
-    from shipyard.errors import DataInputError
-
     for name in (ROW, REASONS):
         if name in schema:
             raise DataInputError(
@@ -188,13 +195,10 @@ class _Run:
     def execute(self, accepted_path: Any, quarantine_path: Any) -> tuple[Any, ...]:
         accepted, quarantined, measures = self._queries()
         if accepted_path is not None and quarantine_path is not None:
-            sinks = [
-                accepted.sink_parquet(Path(accepted_path), lazy=True),
-                quarantined.sink_parquet(Path(quarantine_path), lazy=True),
-            ]
-            results = pl.collect_all([*sinks, *measures], engine="streaming")
-            self._keep(results[2:])
-            return None, None, Path(accepted_path), Path(quarantine_path)
+            targets = [Path(accepted_path), Path(quarantine_path)]
+            results = _sink_whole([accepted, quarantined], targets, measures)
+            self._keep(results)
+            return None, None, *targets
         results = pl.collect_all([accepted, quarantined, *measures])
         self._keep(results[2:])
         return results[0], results[1], None, None
@@ -217,14 +221,9 @@ class _Run:
             ),
         )
         if accepted_path is not None and quarantine_path is not None:
-            pl.collect_all(
-                [
-                    accepted.sink_parquet(Path(accepted_path), lazy=True),
-                    everything.sink_parquet(Path(quarantine_path), lazy=True),
-                ],
-                engine="streaming",
-            )
-            return None, None, Path(accepted_path), Path(quarantine_path)
+            targets = [Path(accepted_path), Path(quarantine_path)]
+            _sink_whole([accepted, everything], targets, [])
+            return None, None, *targets
         frames = pl.collect_all([accepted, everything])
         return frames[0], frames[1], None, None
 
@@ -288,6 +287,23 @@ class _Run:
                 )
             )
         return found
+
+
+def _sink_whole(
+    frames: list[pl.LazyFrame], targets: list[Path], measures: list[pl.LazyFrame]
+) -> list[pl.DataFrame]:
+    """Stream ``frames`` into ``targets`` in one pass with ``measures``; each target appears
+    whole (written under a temporary name, then renamed) or not at all."""
+    staged = [t.with_name(f".{t.name}.{uuid.uuid4().hex}.partial") for t in targets]
+    sinks = [f.sink_parquet(s, lazy=True) for f, s in zip(frames, staged, strict=True)]
+    try:
+        results = pl.collect_all([*sinks, *measures], engine="streaming")
+        for source, target in zip(staged, targets, strict=True):
+            os.replace(source, target)
+    finally:
+        for source in staged:
+            source.unlink(missing_ok=True)
+    return results[len(frames) :]
 
 
 def _share_result(share: float, quarantined: int, rows: int) -> RuleResult:
