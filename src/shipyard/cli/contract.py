@@ -51,15 +51,21 @@ def check(
         raise typer.Exit(1)
 
 
-def _validate(contract: Any, data: list[str], dataset: str | None, accepted: Path | None,
-              quarantine: Path | None) -> Any:
+def _validate(
+    contract: Any,
+    data: list[str],
+    dataset: str | None,
+    accepted: Path | None,
+    quarantine: Path | None,
+) -> Any:
     source: Any = data if len(data) > 1 else data[0]
     if accepted is None and quarantine is None:
         return contract.validate(source, dataset=dataset)
     # Streaming to files keeps memory bounded; an output nobody asked for goes to scratch.
     with tempfile.TemporaryDirectory(prefix="shipyard-check-") as scratch:
         return contract.validate(
-            source, dataset=dataset,
+            source,
+            dataset=dataset,
             accepted_path=accepted or Path(scratch) / "accepted.parquet",
             quarantine_path=quarantine or Path(scratch) / "quarantine.parquet",
         )
@@ -74,26 +80,33 @@ def _failed(contract: Any, summary: Any, dataset: str | None) -> bool:
 
 def _print_report(summary: Any, quarantine: Path | None, html: Path | None) -> None:
     verdict = "[green]passed[/]" if summary.batch_passed else "[bold red]FAILED[/]"
-    console.print(f"[bold]{escape(summary.dataset)}[/] against contract "
-                  f"{escape(summary.contract_id)} v{escape(summary.contract_version)}: batch "
-                  f"{verdict}")
-    console.print(f"{summary.rows_in} rows in = {summary.rows_accepted} accepted + "
-                  f"{summary.rows_quarantined} quarantined"
-                  + ("" if summary.counts_add_up else "  [bold red](counts do not add up!)[/]"))
+    console.print(
+        f"[bold]{escape(summary.dataset)}[/] against contract "
+        f"{escape(summary.contract_id)} v{escape(summary.contract_version)}: batch "
+        f"{verdict}"
+    )
+    console.print(
+        f"{summary.rows_in} rows in = {summary.rows_accepted} accepted + "
+        f"{summary.rows_quarantined} quarantined"
+        + ("" if summary.counts_add_up else "  [bold red](counts do not add up!)[/]")
+    )
     failed = [r for r in summary.results if not r.passed]
     if failed:
         table = Table("check", "severity", "rows", "what happened", show_lines=False)
         for result in failed:
             style = "red" if result.severity == "error" else "yellow"
             rows = str(result.failed_rows) if result.kind == "row" else "-"
-            table.add_row(escape(result.id), f"[{style}]{result.severity}[/]", rows,
-                          escape(result.message))
+            table.add_row(
+                escape(result.id), f"[{style}]{result.severity}[/]", rows, escape(result.message)
+            )
         console.print(table)
     else:
         console.print("[green]Every check passed.[/]")
     if summary.new_columns:
-        console.print(f"[yellow]Schema drift:[/] columns not in the contract: "
-                      f"{escape(', '.join(summary.new_columns))}")
+        console.print(
+            f"[yellow]Schema drift:[/] columns not in the contract: "
+            f"{escape(', '.join(summary.new_columns))}"
+        )
     if quarantine is not None and summary.rows_quarantined:
         console.print(f"Quarantined rows and their reasons: {quarantine}")
     if html is not None:
@@ -111,8 +124,9 @@ def lint(contract: ContractArg, as_json: JsonOption = False) -> None:
     else:
         for finding in findings["notes"]:
             console.print(f"[yellow]note:[/] {escape(finding)}")
-        console.print(f"{contract}: [green]valid ODCS v3[/], {findings['checks']} checks "
-                      f"shipyard enforces.")
+        console.print(
+            f"{contract}: [green]valid ODCS v3[/], {findings['checks']} checks shipyard enforces."
+        )
 
 
 @app.command("diff")
@@ -153,8 +167,10 @@ def infer(
     with _Spinner("reading the data", enabled=True):
         text = infer_yaml(data if len(data) > 1 else data[0], name=name, contract_id=contract_id)
     output.write_text(text, encoding="utf-8")
-    console.print(f"Wrote {output}. Review every rule with the data's owners, then "
-                  f"`shipyard contract check {output} DATA`.")
+    console.print(
+        f"Wrote {output}. Review every rule with the data's owners, then "
+        f"`shipyard contract check {output} DATA`."
+    )
 
 
 @app.command("release")
@@ -175,10 +191,12 @@ def release(
     if as_json:
         print_json(outcome)
     else:
-        console.print(f"{outcome['rows_in']} quarantined rows re-checked: "
-                      f"{outcome['released']} released to {into}, "
-                      f"{outcome['remaining']} still quarantined"
-                      + (f" in {outcome['remaining_path']}" if outcome["remaining_path"] else ""))
+        console.print(
+            f"{outcome['rows_in']} quarantined rows re-checked: "
+            f"{outcome['released']} released to {into}, "
+            f"{outcome['remaining']} still quarantined"
+            + (f" in {outcome['remaining_path']}" if outcome["remaining_path"] else "")
+        )
     if outcome["remaining"]:
         raise typer.Exit(1)
 

@@ -80,7 +80,11 @@ def _generate(directory: Path, days: int, rows_per_day: int) -> list[Path]:
         sys.path.remove(str(directory))
     return list(
         generator.write_daily_batches(
-            directory / "data", DEMO_START, days, rows_per_day=rows_per_day, seed=7,
+            directory / "data",
+            DEMO_START,
+            days,
+            rows_per_day=rows_per_day,
+            seed=7,
             broken_day=BROKEN_DAY if days > BROKEN_DAY + 1 else None,
             # The newest delivery renames `amount`: upstream changed its schema.
             schema_change_day=days - 1 if days > 1 else None,
@@ -104,8 +108,10 @@ def _explain_ingestion(run: Any) -> None:
             for result in failed:
                 console.print(f"     [red]✗[/] {escape(result['message'])}")
     artifact = run.step_runs["ingest"].outputs["quarantine"]
-    console.print(f"   The quarantined rows and their reasons: artifact {artifact.id[:8]} "
-                  f"(shipyard artifacts show {artifact.id[:8]})")
+    console.print(
+        f"   The quarantined rows and their reasons: artifact {artifact.id[:8]} "
+        f"(shipyard artifacts show {artifact.id[:8]})"
+    )
 
 
 def _check_latest(directory: Path, latest: Path) -> None:

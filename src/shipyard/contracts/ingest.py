@@ -111,12 +111,18 @@ def _failure(report: dict[str, Any]) -> str:
     for batch in report["batches"]:
         if batch["batch_passed"]:
             continue
-        errors = [r["message"] for r in batch["results"]
-                  if not r["passed"] and r["severity"] == "error" and r["kind"] != "row"]
+        errors = [
+            r["message"]
+            for r in batch["results"]
+            if not r["passed"] and r["severity"] == "error" and r["kind"] != "row"
+        ]
         lines.append(f"{batch['source']}: " + "; ".join(errors))
     if not lines:
         return ""
-    return (f"{len(lines)} of {len(report['batches'])} deliveries failed contract "
-            f"{report['contract_id']} v{report['contract_version']}: " + " | ".join(lines)
-            + ". Their rows are in the step's quarantine artifact; fix upstream, then "
-            "`shipyard contract release`.")
+    return (
+        f"{len(lines)} of {len(report['batches'])} deliveries failed contract "
+        f"{report['contract_id']} v{report['contract_version']}: "
+        + " | ".join(lines)
+        + ". Their rows are in the step's quarantine artifact; fix upstream, then "
+        "`shipyard contract release`."
+    )

@@ -17,8 +17,12 @@ def lint_contract(path: str | Path) -> dict[str, Any]:
     contract = Contract.load(path)
     notes = _official_model(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
     notes += _review_notes(contract)
-    return {"contract": contract.id, "version": contract.version, "checks": _count(contract),
-            "notes": notes}
+    return {
+        "contract": contract.id,
+        "version": contract.version,
+        "checks": _count(contract),
+        "notes": notes,
+    }
 
 
 def _official_model(data: Any) -> list[str]:
@@ -54,8 +58,13 @@ def _count(contract: Contract) -> int:
         total += len([q for q in obj.quality if q.type != "text"])
         total += 1 if obj.max_quarantine_share is not None else 0
         for prop in obj.properties:
-            total += sum((prop.logical_type is not None, prop.required or prop.primary_key,
-                          prop.unique or prop.primary_key))
+            total += sum(
+                (
+                    prop.logical_type is not None,
+                    prop.required or prop.primary_key,
+                    prop.unique or prop.primary_key,
+                )
+            )
             total += len(prop.options) - ("format" in prop.options)
             total += len([q for q in prop.quality if q.type != "text"])
     return total

@@ -13,8 +13,12 @@ from shipyard.contracts.contract import Contract
 from shipyard.contracts.validation import validate
 from shipyard.errors import DataInputError
 
-_SHIPYARD_COLUMNS = ("_shipyard_row", "_shipyard_reasons", "_shipyard_contract_version",
-                     "_shipyard_source")
+_SHIPYARD_COLUMNS = (
+    "_shipyard_row",
+    "_shipyard_reasons",
+    "_shipyard_contract_version",
+    "_shipyard_source",
+)
 
 
 def release_quarantine(
@@ -29,8 +33,9 @@ def release_quarantine(
     rows, source = _load(quarantine)
     original = rows.drop([c for c in _SHIPYARD_COLUMNS if c in rows.columns])
     result = validate(Contract.load(contract), original, dataset=dataset)
-    assert result.accepted is not None and result.quarantined is not None
     released, remaining = result.accepted, result.quarantined
+    if released is None or remaining is None:  # validate() returns frames when no paths are given
+        raise AssertionError("validation returned no frames")
     target = Path(into)
     if target.exists():
         raise DataInputError(f"{target} exists; release into a new file so nothing is overwritten.")
@@ -39,9 +44,14 @@ def release_quarantine(
     if source is not None:
         _write_whole(remaining, source)
         remaining_path = str(source)
-    return {"rows_in": rows.height, "released": released.height, "remaining": remaining.height,
-            "into": str(target), "remaining_path": remaining_path,
-            "report": result.report.to_dict()}
+    return {
+        "rows_in": rows.height,
+        "released": released.height,
+        "remaining": remaining.height,
+        "into": str(target),
+        "remaining_path": remaining_path,
+        "report": result.report.to_dict(),
+    }
 
 
 def _load(quarantine: str | Path) -> tuple[pl.DataFrame, Path | None]:
