@@ -159,3 +159,12 @@ def test_every_finite_value_is_counted_once(values: list[float | None]) -> None:
     assert sum(summary["counts"]) == len(finite)
     assert summary["nulls"] + summary["nonfinite"] + len(finite) == len(values)
     json.dumps(summary, allow_nan=False)
+
+
+def test_a_column_named_count_is_profiled() -> None:
+    from shipyard.contracts._profile import profile
+
+    frame = pl.DataFrame({"count": [1, 2, 3], "n": ["a", "b", "a"]}).lazy()
+    profiles = profile(frame, ["count", "n"])
+    assert sum(profiles["count"]["counts"]) == 3
+    assert profiles["n"]["top"] == [["a", 2], ["b", 1]]

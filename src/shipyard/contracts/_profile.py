@@ -94,7 +94,7 @@ def _histogram(values: pl.Series) -> dict[str, Any]:
     edges = [(low * scale + i * width) / scale for i in range(BINS)] + [high]
     index = ((finite * scale - low * scale) / width).floor().cast(pl.Int64).clip(0, BINS - 1)
     counts = [0] * BINS
-    for bin_, count in index.value_counts().iter_rows():
+    for bin_, count in index.rename("bin").value_counts(name="n").iter_rows():
         counts[bin_] = count
     summary.update(edges=edges, counts=counts)
     return summary
@@ -105,7 +105,8 @@ def _range(low: float, high: float) -> tuple[float, float]:
     if (high - low) / BINS >= sys.float_info.min:  # bins narrower lose all precision
         return low, high
     half = max(0.5, abs(low) * 1e-9)  # wide enough that low +- half differ in float64
-    return low - half, low + half
+    top = sys.float_info.max  # near the largest float, low +- half would overflow to inf
+    return max(low - half, -top), min(low + half, top)
 
 
 def _categorical(series: pl.Series) -> dict[str, Any]:

@@ -144,13 +144,22 @@ def _check_reserved(schema: pl.Schema) -> None:
 
 
 class _Run:
-    """The query for one batch, and what it measured."""
+    """The query for one batch, and what it measured.
+
+    Every row check is evaluated once, into a flag column; the split, the counts, the
+    reasons and the examples all read those flags instead of evaluating checks again.
+    """
 
     def __init__(self, frame: pl.LazyFrame, plan: Plan, examples: int) -> None:
         self.plan = plan
         self.examples = examples
         self.frame = frame.with_row_index(ROW, offset=1)  # row 1 is the first data row
-        errors = [c.violated for c in plan.row_checks if c.severity == "error"]
+        self.flags = [f"__v{i}" for i in range(len(plan.row_checks))]
+        errors = [
+            pl.col(f)
+            for f, c in zip(self.flags, plan.row_checks, strict=True)
+            if c.severity == "error"
+        ]
         if plan.blocked:
             self.bad = pl.lit(True)
         elif errors:
@@ -160,10 +169,16 @@ class _Run:
         self.aggregates: dict[str, Any] = {}
         self.example_rows: list[pl.DataFrame] = []
 
+    def _flagged(self) -> pl.LazyFrame:
+        checks = [
+            c.violated.alias(f) for f, c in zip(self.flags, self.plan.row_checks, strict=True)
+        ]
+        return self.frame.with_columns(*checks).with_columns(self.bad.alias("__bad"))
+
     def _reasons(self, extra: list[str]) -> pl.Expr:
         reasons: list[pl.Expr] = [
-            pl.when(c.violated).then(pl.lit(c.id))
-            for c in self.plan.row_checks
+            pl.when(pl.col(f)).then(pl.lit(c.id))
+            for f, c in zip(self.flags, self.plan.row_checks, strict=True)
             if c.severity == "error" and not self.plan.blocked
         ]
         reasons += [pl.lit(r) for r in extra]
@@ -171,37 +186,49 @@ class _Run:
             return pl.lit([], dtype=pl.List(pl.String)).alias(REASONS)
         return pl.concat_list(reasons).list.drop_nulls().alias(REASONS)
 
-    def _queries(self) -> tuple[pl.LazyFrame, pl.LazyFrame, list[pl.LazyFrame]]:
+    def _queries(self, flagged: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame]:
         blocked = [i.id for i in self.plan.schema_issues if i.severity == "error"]
-        accepted = self.frame.filter(~self.bad).select(self.plan.typed)
-        quarantined = self.frame.filter(self.bad).select(
+        bad = pl.col("__bad")
+        accepted = flagged.filter(~bad).select(self.plan.typed)
+        quarantined = flagged.filter(bad).select(
             ROW, *self.plan.raw_columns, self._reasons(blocked)
         )
-        aggregates = [pl.len().alias("__rows"), self.bad.sum().alias("__quarantined")]
-        aggregates += [
-            c.violated.sum().alias(f"__row{i}") for i, c in enumerate(self.plan.row_checks)
-        ]
+        aggregates = [pl.len().alias("__rows"), bad.sum().alias("__quarantined")]
+        aggregates += [pl.col(f).sum().alias(f) for f in self.flags]
         aggregates += [
             c.aggregate.alias(f"__batch{i}")
             for i, c in enumerate(self.plan.batch_checks)
             if c.aggregate is not None
         ]
-        samples = [
-            self.frame.filter(c.violated).select(ROW, c.shown.alias("value")).head(self.examples)
-            for c in self.plan.row_checks
+        return accepted, quarantined, flagged.select(aggregates)
+
+    def _samples(self, flagged: pl.LazyFrame, only: list[bool]) -> list[pl.LazyFrame]:
+        empty = flagged.head(0).select(ROW, pl.lit(None).alias("value"))
+        return [
+            flagged.filter(pl.col(f)).select(ROW, c.shown.alias("value")).head(self.examples)
+            if wanted
+            else empty
+            for f, c, wanted in zip(self.flags, self.plan.row_checks, only, strict=True)
         ]
-        return accepted, quarantined, [self.frame.select(aggregates), *samples]
 
     def execute(self, accepted_path: Any, quarantine_path: Any) -> tuple[Any, ...]:
-        accepted, quarantined, measures = self._queries()
         if accepted_path is not None and quarantine_path is not None:
+            # Streaming: one pass over the input feeds both files and every measure.
+            flagged = self._flagged()
+            accepted, quarantined, measures = self._queries(flagged)
+            samples = self._samples(flagged, [True] * len(self.flags))
             targets = [Path(accepted_path), Path(quarantine_path)]
-            results = _sink_whole([accepted, quarantined], targets, measures)
+            results = _sink_whole([accepted, quarantined], targets, [measures, *samples])
             self._keep(results)
             return None, None, *targets
-        results = pl.collect_all([accepted, quarantined, *measures])
-        self._keep(results[2:])
-        return results[0], results[1], None, None
+        # In memory: evaluate the checks once, then split and count from the flags.
+        flagged = self._flagged().collect().lazy()
+        accepted, quarantined, measures = self._queries(flagged)
+        frames = pl.collect_all([accepted, quarantined, measures])
+        counts = frames[2].row(0, named=True)
+        failing = [bool(counts[f]) for f in self.flags]
+        self._keep([frames[2], *pl.collect_all(self._samples(flagged, failing))])
+        return frames[0], frames[1], None, None
 
     def _keep(self, results: list[pl.DataFrame]) -> None:
         self.aggregates = results[0].row(0, named=True)
@@ -212,8 +239,9 @@ class _Run:
     ) -> tuple[Any, ...]:
         """A failed batch: nothing is accepted, every row is quarantined with the reasons."""
         batch = [r.id for r in results if r.blocking and r.kind != "row"]
-        accepted = self.frame.filter(pl.lit(False)).select(self.plan.typed)
-        everything = self.frame.select(
+        flagged = self._flagged()
+        accepted = flagged.filter(pl.lit(False)).select(self.plan.typed)
+        everything = flagged.select(
             ROW,
             *self.plan.raw_columns,
             pl.concat_list([self._reasons([]), pl.lit(batch, dtype=pl.List(pl.String))]).alias(
@@ -235,7 +263,7 @@ class _Run:
             for i in self.plan.schema_issues
         ]
         for index, check in enumerate(self.plan.row_checks):
-            failed = int(self.aggregates[f"__row{index}"] or 0)
+            failed = int(self.aggregates[self.flags[index]] or 0)
             sample = self.example_rows[index]
             result = RuleResult(
                 check.id,
