@@ -85,12 +85,12 @@ def check_artifact_store(store: ArtifactStore) -> None:
     assert store.local_path(empty.digest).read_bytes() == b""
     missing = hashlib.sha256(b"never stored " + uuid.uuid4().bytes).hexdigest()
     assert not store.exists(missing), "exists() is true for an object never stored"
+    raised = False
     try:
         store.local_path(missing)
     except ArtifactNotFoundError:
-        pass
-    else:
-        raise AssertionError("reading a missing object did not raise ArtifactNotFoundError")
+        raised = True
+    assert raised, "reading a missing object did not raise ArtifactNotFoundError"
 
 
 def _commit_bytes(store: ArtifactStore, data: bytes) -> StoredObject:

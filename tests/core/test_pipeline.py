@@ -220,7 +220,7 @@ def test_an_output_from_another_pipeline_call_is_refused(project: Project) -> No
 
 
 class Opaque:
-    pass
+    """A type no materializer knows."""
 
 
 @pipeline

@@ -3,9 +3,9 @@
     from shipyard.contracts.ingest import ingest
 
     @pipeline
-    def training(files: list[str] = [...]):
+    def training(files: list[str] = ["data/transactions_2026-01-*.parquet"]):
         data = ingest(files, "contracts/transactions.yaml")
-        ...
+        return train(featurize(data))
 
 Each file is one delivery (one batch): it is checked against the contract on
 its own, so one broken delivery does not stop the others. The step's output is

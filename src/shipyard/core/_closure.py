@@ -24,6 +24,7 @@ import sysconfig
 import textwrap
 import types
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -266,16 +267,18 @@ def _distribution_version(top_level: str) -> tuple[str, str] | None:
     """The installed distribution (name, version) that provides a top-level module."""
     if top_level in sys.stdlib_module_names or top_level in sys.builtin_module_names:
         return None
-    try:
-        return top_level, md.version(top_level)
-    except md.PackageNotFoundError:
-        pass
-    for dist in _packages_distributions().get(top_level, []):
+    for dist in _distribution_names(top_level):
         try:
             return dist, md.version(dist)
         except md.PackageNotFoundError:
             continue
     return None
+
+
+def _distribution_names(top_level: str) -> Iterator[str]:
+    """The module's own name first (usually right), then the costly full mapping."""
+    yield top_level
+    yield from _packages_distributions().get(top_level, [])
 
 
 @cache
