@@ -35,6 +35,10 @@ class RowCheck:
     description: str
     violated: pl.Expr
     shown: pl.Expr  # what an example row shows: the offending value(s)
+    # For "a later row repeats an earlier key" checks: the key, so that a streaming
+    # validation can find repeated rows in a pass over the keys alone.
+    keys: list[pl.Expr] | None = None
+    skip_null_keys: bool = True
 
 
 @dataclass
@@ -173,7 +177,13 @@ def _property_checks(prop: Property, dtype: pl.DataType, plan: Plan) -> Typed:
     value = typed.value
     failed = typed.failed if typed.failed is not None else pl.lit(False)
 
-    def add(check: str, description: str, violated: pl.Expr, severity: str | None = None) -> None:
+    def add(
+        check: str,
+        description: str,
+        violated: pl.Expr,
+        severity: str | None = None,
+        keys: list[pl.Expr] | None = None,
+    ) -> None:
         plan.row_checks.append(
             RowCheck(
                 f"{name}.{check}",
@@ -182,6 +192,7 @@ def _property_checks(prop: Property, dtype: pl.DataType, plan: Plan) -> Typed:
                 description,
                 violated.fill_null(False),
                 raw,
+                keys=keys,
             )
         )
 
@@ -272,7 +283,8 @@ def _property_rule(
         return
     description, violated = _breaking_rows(rule, value)
     if rule.zero_tolerance:
-        add(str(rule.metric), description, violated, rule.severity)
+        keys = [value] if rule.metric == "duplicateValues" else None
+        add(str(rule.metric), description, violated, rule.severity, keys)
         return
     plan.batch_checks.append(
         _counted(rule, f"{prop.name}.{rule.metric}", description, violated.fill_null(False).sum())
@@ -294,6 +306,7 @@ def _keys(obj: SchemaObject, values: dict[str, pl.Expr], plan: Plan) -> None:
                     f"`{prop.name}` must be unique (a later row repeats an earlier value)",
                     (value.is_not_null() & ~value.is_first_distinct()).fill_null(False),
                     pl.col(prop.name),
+                    keys=[value],
                 )
             )
     if len(keys) > 1 and all(k.name in plan.raw_columns for k in keys):
@@ -307,6 +320,8 @@ def _keys(obj: SchemaObject, values: dict[str, pl.Expr], plan: Plan) -> None:
                 f"({', '.join(names)}) must be unique together",
                 ~struct.is_first_distinct(),
                 pl.struct([pl.col(n) for n in names]),
+                keys=[values[n] for n in names],
+                skip_null_keys=False,
             )
         )
 
@@ -333,6 +348,8 @@ def _dataset_rule(rule: QualityRule, values: dict[str, pl.Expr], plan: Plan) -> 
                 label,
                 duplicated,
                 pl.struct([pl.col(n) for n in names]),
+                keys=[values[n] for n in names],
+                skip_null_keys=False,
             )
         )
         return

@@ -11,6 +11,7 @@ Parquet, so a batch larger than memory is fine.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import uuid
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from shipyard.contracts._engine import REASONS, ROW, Plan, compile_plan, now_seconds
+from shipyard.contracts._engine import REASONS, ROW, Plan, RowCheck, compile_plan, now_seconds
 from shipyard.contracts._inputs import as_lazy
 from shipyard.contracts.report import RuleResult, ValidationReport, explain
 from shipyard.errors import DataInputError
@@ -82,7 +83,8 @@ def validate(
     schema = frame.collect_schema()
     _check_reserved(schema)
     plan = compile_plan(obj, schema, contract.sla, now if now is not None else now_seconds())
-    run = _Run(frame, plan, examples)
+    streaming = accepted_path is not None and quarantine_path is not None
+    run = _Run(frame, plan, examples, streaming)
     try:
         outputs = run.execute(accepted_path, quarantine_path)
     except pl.exceptions.PolarsError as exc:
@@ -150,10 +152,12 @@ class _Run:
     reasons and the examples all read those flags instead of evaluating checks again.
     """
 
-    def __init__(self, frame: pl.LazyFrame, plan: Plan, examples: int) -> None:
+    def __init__(self, frame: pl.LazyFrame, plan: Plan, examples: int, streaming: bool) -> None:
         self.plan = plan
         self.examples = examples
         self.frame = frame.with_row_index(ROW, offset=1)  # row 1 is the first data row
+        if streaming:
+            plan.row_checks = [_by_row_set(self.frame, c) for c in plan.row_checks]
         self.flags = [f"__v{i}" for i in range(len(plan.row_checks))]
         errors = [
             pl.col(f)
@@ -320,18 +324,50 @@ class _Run:
 def _sink_whole(
     frames: list[pl.LazyFrame], targets: list[Path], measures: list[pl.LazyFrame]
 ) -> list[pl.DataFrame]:
-    """Stream ``frames`` into ``targets`` in one pass with ``measures``; each target appears
-    whole (written under a temporary name, then renamed) or not at all."""
+    """Stream ``frames`` into ``targets``, then compute ``measures``; each target appears
+    whole (written under a temporary name, then renamed) or not at all.
+
+    One pass per output, not one shared pass: Polars' streaming engine buffers a shared
+    source for every branch, which doubled peak memory; separate passes keep it bounded.
+    """
     staged = [t.with_name(f".{t.name}.{uuid.uuid4().hex}.partial") for t in targets]
-    sinks = [f.sink_parquet(s, lazy=True) for f, s in zip(frames, staged, strict=True)]
     try:
-        results = pl.collect_all([*sinks, *measures], engine="streaming")
+        for frame, path in zip(frames, staged, strict=True):
+            frame.sink_parquet(path)
+        results = pl.collect_all(measures, engine="streaming") if measures else []
         for source, target in zip(staged, targets, strict=True):
             os.replace(source, target)
     finally:
         for source in staged:
             source.unlink(missing_ok=True)
-    return results[len(frames) :]
+    return results
+
+
+def _by_row_set(frame: pl.LazyFrame, check: RowCheck) -> RowCheck:
+    """A "repeats an earlier key" check, answered by the rows found in a pass over the keys.
+
+    Finding repeats needs every key at once, which would pull the whole batch into memory
+    in a streaming query. Instead one pass hashes the keys (8 bytes a row), a second reads
+    the few rows whose hash repeats and compares their keys exactly; the check then asks
+    whether a row is one of those.
+    """
+    if check.keys is None:
+        return check
+    key = check.keys[0] if len(check.keys) == 1 else pl.struct(check.keys)
+    digest = key.hash(seed=20261129)
+    hashed = frame.select(ROW, digest.alias("__h"), key.is_null().alias("__null"))
+    if not check.skip_null_keys:
+        hashed = hashed.with_columns(pl.lit(False).alias("__null"))
+    repeated = hashed.filter(~pl.col("__null") & ~pl.col("__h").is_first_distinct())
+    suspects = repeated.select("__h").unique().collect()["__h"]
+    rows: list[int] = []
+    if suspects.len():
+        same_hash = frame.filter(digest.is_in(suspects.implode()))
+        exact = same_hash.select(ROW, key.alias("__k")).collect().sort(ROW)
+        if check.skip_null_keys:
+            exact = exact.filter(pl.col("__k").is_not_null())
+        rows = exact.filter(~pl.col("__k").is_first_distinct())[ROW].to_list()
+    return dataclasses.replace(check, violated=pl.col(ROW).is_in(rows), keys=None)
 
 
 def _share_result(share: float, quarantined: int, rows: int) -> RuleResult:
