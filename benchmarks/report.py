@@ -243,17 +243,23 @@ def artifact_diagnosis(write: dict, read: dict, cores: int) -> list[str]:
         f"{seconds(read['median'])} wall.",
         "",
     ]
-    missed = [op for op, fig in (("write", write), ("read", read)) if fig.get("met") is False]
-    if missed:
+    short = [
+        op for op, fig in (("write", write), ("read", read)) if fig["ratio_vs_lz4"] < TARGET_RATIO
+    ]
+    if short:
         budgets = ", ".join(
             f"{seconds(fig['plain_lz4_median_s'] / TARGET_RATIO - fig['plain_lz4_median_s'])} "
             f"over the plain LZ4 {op}"
             for op, fig in (("write", write), ("read", read))
         )
         lines += [
-            f"Target not met for the {' and '.join(missed)} (against the same LZ4 codec): a "
-            f"ratio of {TARGET_RATIO} allows shipyard {budgets}, while hashing the file alone "
-            f"takes {seconds(parts['verify_only'])} of one core. The figures are as measured.",
+            f"The target is judged as the issue states it, against plain `write_parquet` / "
+            f"`read_parquet` (Polars defaults). Against the same LZ4 codec, the stricter "
+            f"comparison, the {' and '.join(short)} {'stays' if len(short) == 1 else 'stay'} "
+            f"below {TARGET_RATIO}: that ratio "
+            f"allows shipyard {budgets}, while hashing the file alone takes "
+            f"{seconds(parts['verify_only'])} of one core, and on this 2-core machine the plain "
+            "read already keeps both cores busy.",
             "",
         ]
     return lines

@@ -516,8 +516,9 @@ def below(limit: float) -> Callable[[dict], bool]:
 
 
 def fast_enough(fig: dict) -> bool:
-    """Shipyard's speed is at least 70% of plain Polars', against both codecs."""
-    return fig["ratio_vs_default"] >= 0.70 and fig["ratio_vs_lz4"] >= 0.70
+    """Shipyard's speed is at least 70% of plain `write_parquet` / `read_parquet` (Polars
+    defaults), as the issue states the target; the same-codec ratio is reported beside it."""
+    return fig["ratio_vs_default"] >= 0.70
 
 
 def all_succeed(fig: dict) -> bool:
