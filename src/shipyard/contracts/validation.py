@@ -97,7 +97,7 @@ def validate(
     quarantined = int(run.aggregates["__quarantined"])
     batch_passed = not any(r.blocking for r in results if r.kind != "row")
     share = obj.max_quarantine_share
-    if share is not None:
+    if share is not None and not plan.blocked:  # a schema error already failed the batch
         results.append(_share_result(share, quarantined, rows_in))
         batch_passed = batch_passed and results[-1].passed
     if not batch_passed and rows_in - quarantined > 0:
