@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from shipyard import pipeline, step
+from shipyard.core.heartbeat import detect_crashed
 from shipyard.core.project import Project
 from shipyard.core.run import Run
-from shipyard.core.runner import detect_crashed
 from shipyard.errors import PipelineDefinitionError, StepFailedError
 from shipyard.storage.artifacts import sha256_file
 from tests.helpers import CLI

@@ -25,8 +25,8 @@ RunArg = Annotated[str, typer.Argument(help="A run id or a unique prefix of one.
 
 
 def _load(run_id: str) -> Any:
+    from shipyard.core.heartbeat import detect_crashed
     from shipyard.core.run import Run
-    from shipyard.core.runner import detect_crashed
 
     project = current_project()
     detect_crashed(project.metadata)
@@ -41,7 +41,7 @@ def list_runs(
     as_json: JsonOption = False,
 ) -> None:
     """List runs, newest first."""
-    from shipyard.core.runner import detect_crashed
+    from shipyard.core.heartbeat import detect_crashed
 
     store = current_project().metadata
     detect_crashed(store)
