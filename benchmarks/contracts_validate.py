@@ -439,11 +439,16 @@ def profile(rows: int) -> dict[str, Any]:
     """Where shipyard's in-memory validation spends its time, piece by piece.
 
     Uses the pieces of ``shipyard.contracts.validation`` (``as_lazy``, ``compile_plan``,
-    ``_Run``) on the in-memory DataFrame: each piece is collected on its own (median of 3
-    after a warm-up), then all together as ``validate`` does (one ``collect_all``), and the
-    whole ``validate`` call; each row check's ``violated.sum()`` alone (``per_check_s``, one
-    run after a warm-up); plus the hand-written count query for scale, and the report's
-    distribution profiles of the first 100,000 rows (``validation._profiles``) if present.
+    ``_Run``) on the in-memory DataFrame, each timed on its own (median of 3 after a
+    warm-up): ``flags`` (``_Run._flagged()`` collected: every row check evaluated once into
+    a flag column, plus ``__bad``); then, reading those collected flags as ``execute`` does,
+    the aggregate query (all counts), the accepted split, the quarantined split, all three
+    in one ``collect_all`` (``splits_and_aggregates``), and the example rows
+    (``_Run._samples`` for the failing checks); ``execute`` (``_Run.execute`` in memory:
+    flags, splits, counts, examples), the whole ``validate`` call, the hand-written count
+    query for scale, and the report's distribution profiles of the first 100,000 rows
+    (``validation._profiles``). ``per_check_s``: each row check's ``violated.sum()`` alone
+    (one run after a warm-up).
     """
     import polars as pl
 
@@ -459,24 +464,29 @@ def profile(rows: int) -> dict[str, Any]:
     def plan_run() -> Any:
         lazy, _, _ = as_lazy(frame)
         plan = compile_plan(obj, lazy.collect_schema(), contract.sla, now_seconds())
-        return _Run(lazy, plan, 5)
+        return _Run(lazy, plan, 5, False)
 
     run = plan_run()
-    accepted, quarantined, measures = run._queries()
+    flagged = run._flagged().collect().lazy()
+    accepted, quarantined, aggregates = run._queries(flagged)
+    counts = aggregates.collect().row(0, named=True)
+    failing = [bool(counts[f]) for f in run.flags]
     parts = {
         "parse_contract": timed(lambda: Contract.from_yaml(CONTRACT)),
         "plan": timed(plan_run),
-        "aggregates_only": timed(lambda: measures[0].collect()),
-        "examples_only": timed(lambda: pl.collect_all(measures[1:])),
-        "accepted_only": timed(lambda: accepted.collect()),
-        "quarantined_only": timed(lambda: quarantined.collect()),
-        "all_in_one_collect_all": timed(lambda: pl.collect_all([accepted, quarantined, *measures])),
+        "flags": timed(lambda: run._flagged().collect()),
+        "aggregates_from_flags": timed(lambda: aggregates.collect()),
+        "accepted_from_flags": timed(lambda: accepted.collect()),
+        "quarantined_from_flags": timed(lambda: quarantined.collect()),
+        "splits_and_aggregates": timed(lambda: pl.collect_all([accepted, quarantined, aggregates])),
+        "examples_from_flags": timed(lambda: pl.collect_all(run._samples(flagged, failing))),
+        "execute": timed(lambda: plan_run().execute(None, None)),
         "validate_total": timed(lambda: contract.validate(frame)),
         "polars_counts": timed(lambda: polars_counts(frame)),
+        "report_profiles": timed(
+            lambda: validation._profiles(as_lazy(frame)[0], run.plan, 100_000)
+        ),
     }
-    if hasattr(validation, "_profiles"):  # the report's distribution profiles (first rows)
-        lazy = as_lazy(frame)[0]
-        parts["report_profiles"] = timed(lambda: validation._profiles(lazy, run.plan, 100_000))
     per_check = {
         c.id: timed(lambda c=c: run.frame.select(c.violated.sum()).collect(), 1)
         for c in run.plan.row_checks
@@ -485,23 +495,35 @@ def profile(rows: int) -> dict[str, Any]:
         "rows": rows,
         "median_s": parts,
         "row_checks": len(run.plan.row_checks),
+        "failing_row_checks": sum(failing),
         "per_check_s": per_check,
-        "plan_explain_aggregates": measures[0].explain()[:4000],
+        "plan_explain_flags": run._flagged().explain()[:4000],
     }
 
 
 # --------------------------------------------------------------------------- streaming profile
 
 
+def reset_peak_rss() -> float:
+    """Reset this process's ``VmHWM`` to its current RSS (``/proc/self/clear_refs``, ``5``),
+    so a piece's peak leaves out its setup; return the RSS it starts from, in MB."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return peak_rss_mb()
+
+
 def stream_piece(piece: str, rows: int) -> dict[str, Any]:
     """One piece of the streaming validation in this fresh process: its time and peak RSS.
 
     Pieces: ``baseline`` (imports only), ``plain_copy`` (``scan_parquet`` -> ``sink_parquet``
-    of the input, plain Polars), ``sinks`` (shipyard's accepted and quarantined sinks only),
-    ``aggregates`` (its aggregate query, streaming engine), ``examples`` (its example-row
-    queries, streaming engine), ``validate`` (the whole streaming ``validate``); and
-    ``sinks_no_unique`` / ``aggregates_no_unique``: the same queries without the `id.unique`
-    check (diagnosis only: what that one check costs).
+    of the input, plain Polars), ``repeated_keys`` (the pass over hashed keys that finds the
+    rows repeating an earlier id: ``_Run(..., streaming=True)``, which runs ``_by_row_set``),
+    ``sink_accepted`` and ``sink_quarantined`` (each of ``_sink_whole``'s passes alone:
+    flags -> accepted rows / quarantined rows with reasons -> Parquet), ``aggregates`` (the
+    measures pass as ``_sink_whole`` runs it: counts and example rows in one streaming
+    ``collect_all``), ``validate`` (the whole streaming ``validate``). For the sink and
+    aggregate pieces the repeated-key pass runs first, untimed, and the peak RSS is reset
+    after it (``/proc/self/clear_refs``), so their time and peak are the pass's own (their
+    peak still includes the RSS the process held when the pass began, ``start_rss_mb``).
     """
     import polars as pl
 
@@ -516,40 +538,47 @@ def stream_piece(piece: str, rows: int) -> dict[str, Any]:
     contract = Contract.from_yaml(CONTRACT)
     lazy, _, _ = as_lazy(str(source))
     plan = compile_plan(contract.dataset(), lazy.collect_schema(), contract.sla, now_seconds())
-    if piece.endswith("_no_unique"):  # the same queries without the `id.unique` check
-        plan.row_checks = [c for c in plan.row_checks if c.id != "id.unique"]
-        piece = piece.removesuffix("_no_unique")
-    accepted, quarantined, measures = _Run(lazy, plan, 5)._queries()
-    sinks = [
-        accepted.sink_parquet(out / "piece_a.parquet", lazy=True),
-        quarantined.sink_parquet(out / "piece_q.parquet", lazy=True),
-    ]
+    setup_s = 0.0
+    if piece in ("sink_accepted", "sink_quarantined", "aggregates"):
+        start = time.perf_counter()
+        run = _Run(lazy, plan, 5, True)
+        setup_s = time.perf_counter() - start
+        flagged = run._flagged()
+        accepted, quarantined, measures = run._queries(flagged)
+        samples = run._samples(flagged, [True] * len(run.flags))
     pieces = {
         "baseline": lambda: None,
         "plain_copy": lambda: pl.scan_parquet(source).sink_parquet(out / "piece_copy.parquet"),
-        "sinks": lambda: pl.collect_all(sinks, engine="streaming"),
-        "aggregates": lambda: measures[0].collect(engine="streaming"),
-        "examples": lambda: pl.collect_all(measures[1:], engine="streaming"),
+        "repeated_keys": lambda: _Run(lazy, plan, 5, True),
+        "sink_accepted": lambda: accepted.sink_parquet(out / "piece_a.parquet"),
+        "sink_quarantined": lambda: quarantined.sink_parquet(out / "piece_q.parquet"),
+        "aggregates": lambda: pl.collect_all([measures, *samples], engine="streaming"),
         "validate": lambda: contract.validate(
             str(source),
             accepted_path=out / "piece_a.parquet",
             quarantine_path=out / "piece_q.parquet",
         ),
     }
+    start_rss = reset_peak_rss()
     start = time.perf_counter()
     pieces[piece]()
-    return {"piece": piece, "seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "piece": piece,
+        "seconds": time.perf_counter() - start,
+        "peak_rss_mb": peak_rss_mb(),
+        "start_rss_mb": start_rss,
+        "setup_s": setup_s,
+    }
 
 
 STREAM_PIECES = [
     "baseline",
     "plain_copy",
-    "sinks",
+    "repeated_keys",
+    "sink_accepted",
+    "sink_quarantined",
     "aggregates",
-    "examples",
     "validate",
-    "sinks_no_unique",
-    "aggregates_no_unique",
 ]
 
 
@@ -570,6 +599,8 @@ def stream_profile(results_path: Path, pieces: list[str], repeats: int = 3) -> N
                     "median_s": statistics.median(r["seconds"] for r in runs),
                     "peak_rss_median_mb": statistics.median(r["peak_rss_mb"] for r in runs),
                     "peak_rss_max_mb": max(r["peak_rss_mb"] for r in runs),
+                    "start_rss_median_mb": statistics.median(r["start_rss_mb"] for r in runs),
+                    "setup_median_s": statistics.median(r["setup_s"] for r in runs),
                 }
                 for p, runs in found.items()
             }

@@ -38,9 +38,11 @@ ANCHORS = (
 
 
 def seconds(value: float | None) -> str:
-    """A duration as ``153 ms`` or ``2.10 s`` (``-`` if missing)."""
+    """A duration as ``0.3 ms``, ``153 ms`` or ``2.10 s`` (``-`` if missing)."""
     if value is None:
         return "-"
+    if value < 0.01:
+        return f"{value * 1000:.1f} ms"
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
@@ -145,12 +147,14 @@ def profile_lines(results: dict[str, Any]) -> list[str]:
     names = {
         "parse_contract": "parse the contract (YAML)",
         "plan": "scan schema + compile the plan",
-        "aggregates_only": "the one aggregate query (all counts)",
-        "examples_only": "the example-row queries (5 rows per check, one per row check)",
-        "accepted_only": "the accepted split alone (filter + typed select)",
-        "quarantined_only": "the quarantined split alone (filter + reasons)",
-        "all_in_one_collect_all": "aggregate + examples + both splits in one `collect_all`, "
-        "as `validate` runs them",
+        "flags": "the flags query: every row check evaluated once into a flag column, collected",
+        "aggregates_from_flags": "the aggregate query (all counts), from the collected flags",
+        "accepted_from_flags": "the accepted split (filter + typed select), from the flags",
+        "quarantined_from_flags": "the quarantined split (filter + reasons), from the flags",
+        "splits_and_aggregates": "both splits + the counts in one `collect_all`, as `execute` "
+        "runs them",
+        "examples_from_flags": "the example rows (5 per failing check), from the flags",
+        "execute": "`_Run.execute` in memory (flags, splits, counts, examples)",
         "report_profiles": "the report's distribution profiles (first 100,000 rows)",
         "validate_total": "the whole `contract.validate(df)`",
         "polars_counts": "hand-written Polars count query",
@@ -164,7 +168,22 @@ def profile_lines(results: dict[str, Any]) -> list[str]:
             seconds(size["profile"]["median_s"].get(key)) for size in results["sizes"].values()
         ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    checks = [size["profile"]["per_check_s"] for size in results["sizes"].values()]
+    for check in checks[0]:
+        cells = [seconds(c.get(check)) for c in checks]
+        lines.append(f"| check `{check}` alone (`violated.sum()`) | " + " | ".join(cells) + " |")
     return lines
+
+
+STREAM_LABELS = {
+    "baseline": "process with polars + shipyard imported, nothing run",
+    "plain_copy": "plain Polars `scan_parquet(...).sink_parquet(...)` of the input",
+    "repeated_keys": "the repeated-key pass (`_by_row_set`: hashed ids, then the suspects)",
+    "sink_accepted": "the accepted-rows sink pass alone",
+    "sink_quarantined": "the quarantined-rows sink pass alone",
+    "aggregates": "the aggregate pass alone (counts + example rows, one streaming `collect_all`)",
+    "validate": "the whole streaming `validate`",
+}
 
 
 def stream_lines(results: dict[str, Any]) -> list[str]:
@@ -172,29 +191,24 @@ def stream_lines(results: dict[str, Any]) -> list[str]:
     sizes = {r: s["stream_profile"] for r, s in results["sizes"].items() if "stream_profile" in s}
     if not sizes:
         return []
-    labels = {
-        "baseline": "process with polars + shipyard imported, nothing run",
-        "plain_copy": "plain Polars `scan_parquet(...).sink_parquet(...)` of the input",
-        "sinks": "shipyard's accepted + quarantined sinks only",
-        "aggregates": "shipyard's aggregate query only (streaming engine)",
-        "examples": "shipyard's example-row queries only (streaming engine)",
-        "validate": "the whole streaming `validate`",
-        "sinks_no_unique": "the sinks, without the `id.unique` check (diagnosis)",
-        "aggregates_no_unique": "the aggregate query, without the `id.unique` check (diagnosis)",
-    }
-    head = " | ".join(f"{rows_label(r)} time | {rows_label(r)} peak RSS" for r in sizes)
+    head = " | ".join(
+        f"{rows_label(r)} time | {rows_label(r)} peak RSS (RSS at start)" for r in sizes
+    )
     lines = [
         "Where the streaming variant's time and memory go (each piece in fresh processes, "
-        "medians of 3; peak RSS is the largest of the 3):",
+        "medians of 3; peak RSS is the largest of the 3, measured from the piece's start: the "
+        "peak is reset after imports and setup, and for the sink and aggregate passes after "
+        "an untimed repeated-key pass, whose leftover RSS is the figure in brackets):",
         "",
         f"| piece | {head} |",
         "|---|" + "---:|---:|" * len(sizes),
     ]
-    for key, label in labels.items():
+    for key, label in STREAM_LABELS.items():
         if not all(key in p for p in sizes.values()):
             continue
         cells = " | ".join(
-            f"{seconds(p[key]['median_s'])} | {mb(p[key]['peak_rss_max_mb'])}"
+            f"{seconds(p[key]['median_s'])} | {mb(p[key]['peak_rss_max_mb'])} "
+            f"({mb(p[key].get('start_rss_median_mb'))})"
             for p in sizes.values()
         )
         lines.append(f"| {label} | {cells} |")
@@ -212,52 +226,135 @@ def paired_ratio(size: dict[str, Any], peer: str) -> float | None:
     return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
 
 
+PEERS = {
+    "polars": "Polars query",
+    "pandera_polars": "Pandera",
+    "gx": "Great Expectations",
+}
+
+
+def paired_phrase(size: dict[str, Any], peer: str) -> str:
+    """Shipyard against ``peer``, paired by repetition, in words."""
+    ratio = paired_ratio(size, peer)
+    if ratio is None:
+        return f"was not paired with `{peer}`"
+    if peer == "polars":
+        return f"took {ratio:.2f} x the hand-written Polars query's time"
+    if ratio <= 1:
+        return f"was {1 / ratio:.2f} x faster than `{peer}`"
+    return f"was {ratio:.2f} x slower than `{peer}`"
+
+
+def memory_diagnosis(rows: str, size: dict[str, Any]) -> str:
+    """The streaming target's figures: the whole validate and each of its passes."""
+    stream = size.get("stream_profile", {})
+    sample = size["contenders"].get("shipyard_stream", {})
+    copy = stream.get("plain_copy", {}).get("peak_rss_max_mb")
+    text = (
+        f"- **{rows_label(rows)} rows, streaming**: the timed streaming samples peaked at "
+        f"{mb(sample.get('peak_rss_max_mb'))} (largest of the samples; a plain Polars "
+        f"streaming copy of the file peaks at {mb(copy)})."
+    )
+    passes = {k: v for k, v in stream.items() if k in STREAM_LABELS and k != "baseline"}
+    if "validate" in passes:
+        text += (
+            f" In the stream profile the whole streaming `validate` peaked at "
+            f"{mb(passes['validate']['peak_rss_max_mb'])}."
+        )
+    if "repeated_keys" in passes:
+        keys = passes["repeated_keys"]
+        text += (
+            f" The repeated-key pass (`_by_row_set`) alone rose from "
+            f"{mb(keys['start_rss_median_mb'])} to {mb(keys['peak_rss_max_mb'])} in "
+            f"{seconds(keys['median_s'])}."
+        )
+    later = [k for k in ("sink_accepted", "sink_quarantined", "aggregates") if k in passes]
+    if later:
+        rises = {k: passes[k]["peak_rss_max_mb"] - passes[k]["start_rss_median_mb"] for k in later}
+        starts = [passes[k]["start_rss_median_mb"] for k in later]
+        text += (
+            f" With that pass run first (untimed), the later passes started from an RSS of "
+            f"{mb(min(starts))}-{mb(max(starts))} and rose above it by: "
+            + "; ".join(
+                f"{STREAM_LABELS[k].removeprefix('the ')} {mb(rises[k])} "
+                f"(peak {mb(passes[k]['peak_rss_max_mb'])}, {seconds(passes[k]['median_s'])})"
+                for k in later
+            )
+            + "."
+        )
+    return text
+
+
 def diagnosis(results: dict[str, Any]) -> list[str]:
     """A paragraph per size with missed targets: the measured figures that explain them."""
     lines: list[str] = []
     for rows, size in results["sizes"].items():
         parts, checks = size["profile"]["median_s"], size["profile"]["per_check_s"]
         missed = [t for t in size["targets"] if t["met"] is False]
-        if not missed:
-            continue
-        slowest = max(checks, key=checks.get)
-        others = sum(v for k, v in checks.items() if k != slowest)
-        pieces = parts["aggregates_only"] + parts["accepted_only"] + parts["quarantined_only"]
-        ratio = paired_ratio(size, "polars")
-        lines.append(
-            f"- **{rows_label(rows)} rows**, not met: {'; '.join(t['target'] for t in missed)}. "
-            f"Paired by repetition, shipyard took {ratio:.1f} x the Polars query's time. "
-            f"In a profile run (fresh process after the samples, medians of 3) the whole "
-            f"`validate` took {seconds(parts['validate_total'])} and its one `collect_all` "
-            f"{seconds(parts['all_in_one_collect_all'])}, about the sum of its queries run "
-            f"alone: the aggregate query {seconds(parts['aggregates_only'])}, the accepted "
-            f"split {seconds(parts['accepted_only'])}, the quarantined split "
-            f"{seconds(parts['quarantined_only'])} (together {seconds(pieces)}), and the "
-            f"example rows {seconds(parts['examples_only'])}. Polars does not share "
-            "work between the queries of a `collect_all` (common subexpressions are "
-            "eliminated within one query), so every check is evaluated in each of the three "
-            "queries. The costly check is `" + slowest + f"` ({seconds(checks[slowest])} "
-            f"alone; all {len(checks) - 1} other row checks together {seconds(others)}): "
-            "`is_first_distinct` over every id, three times. The hand-written query "
-            f"({seconds(parts['polars_counts'])}) evaluates it once and splits nothing. The "
-            "report's distribution profiles of the first 100,000 rows add "
-            f"{seconds(parts.get('report_profiles'))}."
-        )
-        stream = size.get("stream_profile", {})
-        if "sinks_no_unique" in stream:
-            lines.append(
-                f"- **{rows_label(rows)} rows, streaming**: the whole streaming `validate` "
-                f"peaked at {mb(stream['validate']['peak_rss_max_mb'])} against "
-                f"{mb(stream['plain_copy']['peak_rss_max_mb'])} for a plain Polars streaming "
-                f"copy of the file. Its aggregate query alone peaks at "
-                f"{mb(stream['aggregates']['peak_rss_max_mb'])}, "
-                f"{mb(stream['aggregates_no_unique']['peak_rss_max_mb'])} without `id.unique` "
-                "(`is_first_distinct` needs every id at once, so that part of the query does "
-                "not stream); the two sinks alone peak at "
-                f"{mb(stream['sinks']['peak_rss_max_mb'])}, still "
-                f"{mb(stream['sinks_no_unique']['peak_rss_max_mb'])} without `id.unique` (the "
-                "rest of the sinks' memory was not isolated further in this run)."
+        timing = [t for t in missed if "RSS" not in t["target"]]
+        if timing:
+            slowest = max(checks, key=checks.get)
+            others = sum(v for k, v in checks.items() if k != slowest)
+            after = (
+                parts["accepted_from_flags"]
+                + parts["quarantined_from_flags"]
+                + parts["aggregates_from_flags"]
+                + parts["examples_from_flags"]
             )
+            counting = parts["flags"] + parts["aggregates_from_flags"]
+            paired = "; ".join(
+                paired_phrase(size, peer)
+                for peer, label in PEERS.items()
+                if any(label in t["target"] for t in timing)
+            )
+            text = (
+                f"- **{rows_label(rows)} rows**, not met: "
+                f"{'; '.join(t['target'] for t in timing)}. Paired by repetition (median of "
+                f"the per-repetition ratios), shipyard {paired}. In a profile run (fresh process "
+                f"after the samples, medians of 3) the whole `validate` took "
+                f"{seconds(parts['validate_total'])} and the hand-written query "
+                f"{seconds(parts['polars_counts'])}. Of shipyard's time, the flags query "
+                f"(each row check evaluated once into a flag column, the batch collected with "
+                f"them) took {seconds(parts['flags'])}; its costliest check alone is `{slowest}` "
+                f"({seconds(checks[slowest])}; all {len(checks) - 1} other row checks together "
+                f"{seconds(others)}). Reading the collected flags, the accepted split took "
+                f"{seconds(parts['accepted_from_flags'])}, the quarantined split "
+                f"{seconds(parts['quarantined_from_flags'])}, the counts "
+                f"{seconds(parts['aggregates_from_flags'])} and the example rows "
+                f"{seconds(parts['examples_from_flags'])} (together {seconds(after)}); "
+                f"`_Run.execute` as a whole {seconds(parts['execute'])}. The report's "
+                f"distribution profiles of the first 100,000 rows add "
+                f"{seconds(parts.get('report_profiles'))}."
+            )
+            gap = parts["validate_total"] - parts["polars_counts"]
+            if gap > 0 and any("Polars query" in t["target"] for t in timing):
+                text += (
+                    f" `validate` exceeded the hand-written query by {seconds(gap)} in this "
+                    f"run, while the flags query took {parts['flags'] / parts['polars_counts']:.2f}"
+                    f" x the hand-written query's time; the pieces beyond it (splits, counts, "
+                    f"examples and profiles, timed separately) sum to "
+                    f"{seconds(after + parts.get('report_profiles', 0))}."
+                )
+            peers = [
+                (name, size["contenders"][name]["median_s"])
+                for name, label in PEERS.items()
+                if name != "polars"
+                and name in size["contenders"]
+                and any(label in t["target"] for t in timing)
+            ]
+            if peers:
+                extra = after - parts["aggregates_from_flags"] + parts.get("report_profiles", 0)
+                text += (
+                    " Against "
+                    + " and ".join(f"`{n}` ({seconds(v)} median)" for n, v in peers)
+                    + ", which only report: shipyard's flags query and counts (timed "
+                    f"separately) sum to {seconds(counting)}; the two splits, the example rows "
+                    f"and the profiles, which they do not produce, add {seconds(extra)} (also "
+                    "timed separately)."
+                )
+            lines.append(text)
+        if any("RSS" in t["target"] for t in missed):
+            lines.append(memory_diagnosis(rows, size))
     return [*lines, ""] if lines else []
 
 
