@@ -39,7 +39,7 @@ def check(
 
     agreed = Contract.load(contract)
     with _Spinner(f"checking {len(data)} input(s) against {agreed.id}", enabled=not as_json):
-        result = _validate(agreed, data, dataset, accepted, quarantine)
+        result = _validate(agreed, data, dataset, accepted, quarantine, report is not None)
     summary = result.report
     if report is not None:
         summary.write_html(report)
@@ -57,10 +57,12 @@ def _validate(
     dataset: str | None,
     accepted: Path | None,
     quarantine: Path | None,
+    plots: bool,
 ) -> Any:
     source: Any = data if len(data) > 1 else data[0]
+    profile_rows = 100_000 if plots else 0
     if accepted is None and quarantine is None:
-        return contract.validate(source, dataset=dataset)
+        return contract.validate(source, dataset=dataset, profile_rows=profile_rows)
     # Streaming to files keeps memory bounded; an output nobody asked for goes to scratch.
     with tempfile.TemporaryDirectory(prefix="shipyard-check-") as scratch:
         return contract.validate(
@@ -68,6 +70,7 @@ def _validate(
             dataset=dataset,
             accepted_path=accepted or Path(scratch) / "accepted.parquet",
             quarantine_path=quarantine or Path(scratch) / "quarantine.parquet",
+            profile_rows=profile_rows,
         )
 
 

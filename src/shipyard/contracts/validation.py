@@ -62,7 +62,7 @@ def validate(
     quarantine_path: str | Path | None = None,
     examples: int = 5,
     now: float | None = None,
-    profile_rows: int = 100_000,
+    profile_rows: int = 0,
 ) -> ValidationResult:
     """Check ``data`` against ``contract`` and split its rows.
 
@@ -75,7 +75,8 @@ def validate(
             returning DataFrames (the query then streams; memory stays bounded).
         examples: how many example rows to keep per failed check.
         now: the time freshness is measured against (default: now).
-        profile_rows: how many rows the report's distribution plots look at (0: none).
+        profile_rows: how many rows the report's distribution plots look at (0, the default:
+            no plots; ``shipyard contract check --report`` asks for 100,000).
     """
     started = time.time()
     obj = contract.dataset(dataset)
@@ -358,8 +359,10 @@ def _by_row_set(frame: pl.LazyFrame, check: RowCheck) -> RowCheck:
     hashed = frame.select(ROW, digest.alias("__h"), key.is_null().alias("__null"))
     if not check.skip_null_keys:
         hashed = hashed.with_columns(pl.lit(False).alias("__null"))
-    repeated = hashed.filter(~pl.col("__null") & ~pl.col("__h").is_first_distinct())
-    suspects = repeated.select("__h").unique().collect()["__h"]
+    # Stream the 8-byte hashes out first: the keys themselves never sit in memory at once.
+    hashes = hashed.collect(engine="streaming")
+    repeated = hashes.filter(~pl.col("__null") & ~pl.col("__h").is_first_distinct())
+    suspects = repeated["__h"].unique()
     rows: list[int] = []
     if suspects.len():
         same_hash = frame.filter(digest.is_in(suspects.implode()))
