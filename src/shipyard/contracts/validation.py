@@ -156,9 +156,14 @@ class _Run:
     def __init__(self, frame: pl.LazyFrame, plan: Plan, examples: int, streaming: bool) -> None:
         self.plan = plan
         self.examples = examples
+        self.source = frame
         self.frame = frame.with_row_index(ROW, offset=1)  # row 1 is the first data row
+        # Rows whose key may repeat (all occurrences): known without row numbers.
+        self.suspects: list[pl.Expr] = []
         if streaming:
-            plan.row_checks = [_by_row_set(self.frame, c) for c in plan.row_checks]
+            answered = [_by_row_set(self.frame, c) for c in plan.row_checks]
+            plan.row_checks = [check for check, _ in answered]
+            self.suspects = [suspect for _, suspect in answered if suspect is not None]
         self.flags = [f"__v{i}" for i in range(len(plan.row_checks))]
         errors = [
             pl.col(f)
@@ -218,12 +223,14 @@ class _Run:
 
     def execute(self, accepted_path: Any, quarantine_path: Any) -> tuple[Any, ...]:
         if accepted_path is not None and quarantine_path is not None:
-            # Streaming: one pass over the input feeds both files and every measure.
+            # Streaming: a pass per output; the big accepted one needs no row numbers.
             flagged = self._flagged()
-            accepted, quarantined, measures = self._queries(flagged)
+            _, quarantined, measures = self._queries(flagged)
             samples = self._samples(flagged, [True] * len(self.flags))
             targets = [Path(accepted_path), Path(quarantine_path)]
-            results = _sink_whole([accepted, quarantined], targets, [measures, *samples])
+            results = _sink_whole(
+                [self._accepted_stream(flagged), quarantined], targets, [measures, *samples]
+            )
             self._keep(results)
             return None, None, *targets
         # In memory: evaluate the checks once, then split and count from the flags.
@@ -234,6 +241,29 @@ class _Run:
         failing = [bool(counts[f]) for f in self.flags]
         self._keep([frames[2], *pl.collect_all(self._samples(flagged, failing))])
         return frames[0], frames[1], None, None
+
+    def _accepted_stream(self, flagged: pl.LazyFrame) -> pl.LazyFrame:
+        """The accepted rows, computed without row numbers where possible.
+
+        Row numbers double the memory of a large streaming write in Polars, and only the
+        "repeats an earlier key" checks need them. So the rows of keys that may repeat are
+        set aside, the rest stream out with checks that need no row numbers, and the set-
+        aside rows (few) are judged with their row numbers and appended. In this mode the
+        accepted first occurrences of repeated keys come after the other accepted rows.
+        """
+        plain = [
+            c.violated for c in self.plan.row_checks if c.severity == "error" and not _uses_row(c)
+        ]
+        if self.plan.blocked:
+            return flagged.filter(pl.lit(False)).select(self.plan.typed)
+        if not self.suspects:
+            return self.source.filter(~pl.any_horizontal([pl.lit(False), *plain])).select(
+                self.plan.typed
+            )
+        suspect = pl.any_horizontal(self.suspects)
+        bulk = self.source.filter(~suspect & ~pl.any_horizontal([pl.lit(False), *plain]))
+        few = flagged.filter(suspect & ~pl.col("__bad")).drop(ROW).collect()
+        return pl.concat([bulk.select(self.plan.typed), few.lazy().select(self.plan.typed)])
 
     def _keep(self, results: list[pl.DataFrame]) -> None:
         self.aggregates = results[0].row(0, named=True)
@@ -344,7 +374,12 @@ def _sink_whole(
     return results
 
 
-def _by_row_set(frame: pl.LazyFrame, check: RowCheck) -> RowCheck:
+def _uses_row(check: RowCheck) -> bool:
+    """Whether the check was rewritten to ask for row numbers (a repeated-key check)."""
+    return ROW in check.violated.meta.root_names()
+
+
+def _by_row_set(frame: pl.LazyFrame, check: RowCheck) -> tuple[RowCheck, pl.Expr | None]:
     """A "repeats an earlier key" check, answered by the rows found in a pass over the keys.
 
     Finding repeats needs every key at once, which would pull the whole batch into memory
@@ -353,16 +388,15 @@ def _by_row_set(frame: pl.LazyFrame, check: RowCheck) -> RowCheck:
     whether a row is one of those.
     """
     if check.keys is None:
-        return check
+        return check, None
     key = check.keys[0] if len(check.keys) == 1 else pl.struct(check.keys)
     digest = key.hash(seed=20261129)
-    hashed = frame.select(ROW, digest.alias("__h"), key.is_null().alias("__null"))
-    if not check.skip_null_keys:
-        hashed = hashed.with_columns(pl.lit(False).alias("__null"))
+    present = key.is_not_null() if check.skip_null_keys else pl.lit(True)
     # Stream the 8-byte hashes out first: the keys themselves never sit in memory at once.
-    hashes = hashed.collect(engine="streaming")
-    repeated = hashes.filter(~pl.col("__null") & ~pl.col("__h").is_first_distinct())
-    suspects = repeated["__h"].unique()
+    # Sorting finds repeats in a third of the memory a hash-based is_duplicated needs.
+    hashed = frame.select(pl.when(present).then(digest).alias("__h"))
+    hashes = hashed.collect(engine="streaming")["__h"].drop_nulls().sort()
+    suspects = hashes.filter(hashes == hashes.shift(1)).unique()
     rows: list[int] = []
     if suspects.len():
         same_hash = frame.filter(digest.is_in(suspects.implode()))
@@ -370,7 +404,8 @@ def _by_row_set(frame: pl.LazyFrame, check: RowCheck) -> RowCheck:
         if check.skip_null_keys:
             exact = exact.filter(pl.col("__k").is_not_null())
         rows = exact.filter(~pl.col("__k").is_first_distinct())[ROW].to_list()
-    return dataclasses.replace(check, violated=pl.col(ROW).is_in(rows), keys=None)
+    suspect = present & digest.is_in(suspects.implode())
+    return dataclasses.replace(check, violated=pl.col(ROW).is_in(rows), keys=None), suspect
 
 
 def _share_result(share: float, quarantined: int, rows: int) -> RuleResult:
