@@ -395,8 +395,14 @@ def _by_row_set(frame: pl.LazyFrame, check: RowCheck) -> tuple[RowCheck, pl.Expr
     # Stream the 8-byte hashes out first: the keys themselves never sit in memory at once.
     # Sorting finds repeats in a third of the memory a hash-based is_duplicated needs.
     hashed = frame.select(pl.when(present).then(digest).alias("__h"))
-    hashes = hashed.collect(engine="streaming")["__h"].drop_nulls().sort()
-    suspects = hashes.filter(hashes == hashes.shift(1)).unique()
+    hashes = hashed.collect(engine="streaming")["__h"]
+    if hashes.null_count():
+        hashes = hashes.drop_nulls()
+    hashes.sort(in_place=True)
+    # Neighbours in sorted order, compared through zero-copy slices: no second copy.
+    same = hashes.slice(1) == hashes.slice(0, max(hashes.len() - 1, 0))
+    suspects = hashes.slice(1).filter(same).unique()
+    del hashes, same
     rows: list[int] = []
     if suspects.len():
         same_hash = frame.filter(digest.is_in(suspects.implode()))
