@@ -450,28 +450,50 @@ def test_a_truncated_parquet_file_is_unusable_input(tmp_path: Path) -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from("abcdef")),
-                          st.floats(-10, 2000, allow_nan=False)), max_size=25))
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.sampled_from("abcdef")), st.floats(-10, 2000, allow_nan=False)
+        ),
+        max_size=25,
+    )
+)
 def test_streaming_to_files_splits_exactly_like_memory(rows: list[tuple[Any, float]]) -> None:
     import tempfile
 
     data = pl.DataFrame(
-        {"id": [r[0] for r in rows], "amount": [r[1] for r in rows],
-         "currency": ["EUR"] * len(rows), "quantity": [1] * len(rows),
-         "at": [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)] * len(rows)},
-        schema={"id": pl.String, "amount": pl.Float64, "currency": pl.String,
-                "quantity": pl.Int64, "at": pl.Datetime("us", "UTC")},
+        {
+            "id": [r[0] for r in rows],
+            "amount": [r[1] for r in rows],
+            "currency": ["EUR"] * len(rows),
+            "quantity": [1] * len(rows),
+            "at": [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)] * len(rows),
+        },
+        schema={
+            "id": pl.String,
+            "amount": pl.Float64,
+            "currency": pl.String,
+            "quantity": pl.Int64,
+            "at": pl.Datetime("us", "UTC"),
+        },
     )
     in_memory = contract().validate(data)
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "batch.parquet"
         data.write_parquet(source)
-        streamed = contract().validate(str(source), accepted_path=Path(folder) / "ok.parquet",
-                                       quarantine_path=Path(folder) / "bad.parquet")
+        streamed = contract().validate(
+            str(source),
+            accepted_path=Path(folder) / "ok.parquet",
+            quarantine_path=Path(folder) / "bad.parquet",
+        )
         accepted = pl.read_parquet(Path(folder) / "ok.parquet")
         quarantined = pl.read_parquet(Path(folder) / "bad.parquet")
     assert streamed.report.rows_quarantined == in_memory.report.rows_quarantined
     assert sorted(accepted.rows()) == sorted(in_memory.accepted.rows())
-    assert quarantined["_shipyard_row"].to_list() == in_memory.quarantined["_shipyard_row"].to_list()
-    assert (quarantined["_shipyard_reasons"].to_list()
-            == in_memory.quarantined["_shipyard_reasons"].to_list())
+    assert (
+        quarantined["_shipyard_row"].to_list() == in_memory.quarantined["_shipyard_row"].to_list()
+    )
+    assert (
+        quarantined["_shipyard_reasons"].to_list()
+        == in_memory.quarantined["_shipyard_reasons"].to_list()
+    )
