@@ -454,11 +454,14 @@ def render(ours_doc: dict, peers: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(document: str, section: str) -> str:
-    """``document`` with its Core section replaced by ``section`` (appended if absent)."""
-    start, end = document.find(SECTION_START), document.find(SECTION_END)
+def replace_section(
+    document: str, section: str, start_marker: str = SECTION_START, end_marker: str = SECTION_END
+) -> str:
+    """``document`` with the section between the markers replaced by ``section``
+    (appended if absent); the rest of the document is kept as it is."""
+    start, end = document.find(start_marker), document.find(end_marker)
     if start != -1 and end > start:
-        after = document[end + len(SECTION_END) :].removeprefix("\n")
+        after = document[end + len(end_marker) :].removeprefix("\n")
         return document[:start] + section + after
     return document.rstrip("\n") + "\n\n" + section
 

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from report import replace_section  # the sibling script that writes the Core section
+
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_RESULTS = BENCH_DIR / "results" / "contracts.json"
 DEFAULT_DOC = BENCH_DIR.parent / "docs" / "benchmarks.md"
@@ -490,15 +492,6 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(document: str, section: str) -> str:
-    """``document`` with its contracts section replaced by ``section`` (appended if absent)."""
-    start, end = document.find(SECTION_START), document.find(SECTION_END)
-    if start != -1 and end > start:
-        after = document[end + len(SECTION_END) :].removeprefix("\n")
-        return document[:start] + section + after
-    return document.rstrip("\n") + "\n\n" + section
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description="Write the contracts section of the doc.")
@@ -512,7 +505,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     results = json.loads(args.results.read_text())
     document = args.doc.read_text() if args.doc.exists() else "# Benchmarks\n"
-    args.doc.write_text(replace_section(document, render(results)))
+    args.doc.write_text(replace_section(document, render(results), SECTION_START, SECTION_END))
     print(f"wrote {args.doc}")
     return 0
 
