@@ -22,6 +22,7 @@ import os
 import sys
 import sysconfig
 import textwrap
+import threading
 import types
 import weakref
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ class Closure:
     packages: dict[str, str] = field(default_factory=dict)
 
 
+_walking = threading.RLock()
 Stamp = tuple[str, int, int]  # a source file's path, mtime and size
 _memo: weakref.WeakKeyDictionary[Any, tuple[Any, tuple[Stamp, ...], Closure]] = (
     weakref.WeakKeyDictionary()
@@ -53,16 +55,21 @@ def closure_of(fn: Any) -> Closure:
     The result is remembered while the function's code and every source file the
     closure reached stay unchanged, so a helper edited in a long-lived process
     (a notebook with autoreload) is still noticed.
+
+    One walk at a time: ``inspect.getsource`` goes through ``linecache``, which is not
+    thread-safe (one thread's ``checkcache`` can drop the entry another is reading, a
+    KeyError), and a run walks closures from its driver and its environment thread.
     """
-    code = getattr(fn, "__code__", None)
-    found = _memo.get(fn)
-    if found is not None and found[0] is code and all(map(_unchanged, found[1])):
-        return found[2]
-    walker = _Walker()
-    walker.visit(fn)
-    closure = Closure(walker.digest(), dict(sorted(walker.packages.items())))
-    _memo[fn] = (code, tuple(_stamp(f) for f in sorted(walker.files)), closure)
-    return closure
+    with _walking:
+        code = getattr(fn, "__code__", None)
+        found = _memo.get(fn)
+        if found is not None and found[0] is code and all(map(_unchanged, found[1])):
+            return found[2]
+        walker = _Walker()
+        walker.visit(fn)
+        closure = Closure(walker.digest(), dict(sorted(walker.packages.items())))
+        _memo[fn] = (code, tuple(_stamp(f) for f in sorted(walker.files)), closure)
+        return closure
 
 
 def _stamp(path: str) -> Stamp:
@@ -138,7 +145,7 @@ class _Walker:
         # step may use any attribute of it.
         self._note_file(module)
         try:
-            source = inspect.getsource(module)
+            source = _getsource(module)
         except (OSError, TypeError):
             source = ""
         self.parts.append((f"module:{module.__name__}", _strip_docstrings(source)))
@@ -286,9 +293,20 @@ def _packages_distributions() -> dict[str, list[str]]:
     return dict(md.packages_distributions())
 
 
+def _getsource(obj: Any) -> str:
+    """``inspect.getsource``, retried when another thread (formatting a traceback, say)
+    drops the file from ``linecache`` half-way through: a KeyError, not a real failure."""
+    for _ in range(5):
+        try:
+            return inspect.getsource(obj)
+        except KeyError:
+            continue
+    return inspect.getsource(obj)
+
+
 def _normalized_source(obj: Any) -> str:
     try:
-        source = inspect.getsource(obj)
+        source = _getsource(obj)
     except (OSError, TypeError):
         # No source (defined in a REPL): fall back to the bytecode.
         code = getattr(obj, "__code__", None)
