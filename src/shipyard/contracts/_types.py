@@ -89,7 +89,7 @@ def _integer(col: pl.Expr, dtype: pl.DataType, fmt: str | None) -> Typed:
         return Typed(value, failed=col.is_not_null() & ~whole.fill_null(False))
     if dtype == pl.String:
         value = col.str.strip_chars().cast(pl.Int64, strict=False)
-        return Typed(value, failed=col.is_not_null() & value.is_null())
+        return _parsed(col, value)
     return Typed(col, problem=_mismatch(dtype, "integer"))
 
 
@@ -98,7 +98,7 @@ def _number(col: pl.Expr, dtype: pl.DataType, fmt: str | None) -> Typed:
         return Typed(col)
     if dtype == pl.String:
         value = col.str.strip_chars().cast(pl.Float64, strict=False)
-        return Typed(value, failed=col.is_not_null() & value.is_null())
+        return _parsed(col, value)
     return Typed(col, problem=_mismatch(dtype, "number"))
 
 
@@ -114,7 +114,7 @@ def _boolean(col: pl.Expr, dtype: pl.DataType, fmt: str | None) -> Typed:
             .then(False)
             .otherwise(None)
         )
-        return Typed(value, failed=col.is_not_null() & value.is_null())
+        return _parsed(col, value)
     return Typed(col, problem=_mismatch(dtype, "boolean"))
 
 
@@ -123,7 +123,7 @@ def _date(col: pl.Expr, dtype: pl.DataType, fmt: str | None) -> Typed:
         return Typed(col)
     if dtype == pl.String:
         value = col.str.strip_chars().str.to_date(fmt or "%Y-%m-%d", strict=False)
-        return Typed(value, failed=col.is_not_null() & value.is_null())
+        return _parsed(col, value)
     return Typed(col, problem=_mismatch(dtype, "date"))
 
 
@@ -137,7 +137,7 @@ def _timestamp(col: pl.Expr, dtype: pl.DataType, fmt: str | None) -> Typed:
     if dtype == pl.String:
         text = col.str.strip_chars()
         value = pl.coalesce(*_parse_timestamps(text, fmt))
-        return Typed(value, failed=col.is_not_null() & value.is_null())
+        return _parsed(col, value)
     return Typed(col, problem=_mismatch(dtype, "timestamp"))
 
 
@@ -163,7 +163,7 @@ def _time(col: pl.Expr, dtype: pl.DataType, fmt: str | None) -> Typed:
         return Typed(col)
     if dtype == pl.String:
         value = col.str.strip_chars().str.to_time(fmt or "%H:%M:%S", strict=False)
-        return Typed(value, failed=col.is_not_null() & value.is_null())
+        return _parsed(col, value)
     return Typed(col, problem=_mismatch(dtype, "time"))
 
 
@@ -179,6 +179,11 @@ def _array(col: pl.Expr, dtype: pl.DataType, fmt: str | None) -> Typed:
     if isinstance(dtype, (pl.List, pl.Array)):
         return Typed(col)
     return Typed(col, problem=_mismatch(dtype, "array"))
+
+
+def _parsed(raw: pl.Expr, value: pl.Expr) -> Typed:
+    """A column read from text: a value that was there but did not parse is a failure."""
+    return Typed(value, failed=raw.is_not_null() & value.is_null())
 
 
 def _mismatch(dtype: pl.DataType, logical: str) -> str:
