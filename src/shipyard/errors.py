@@ -11,10 +11,14 @@ keeps working for callers who do not know shipyard::
     ├── StoreError(OSError)                  metadata or artifact store failed
     │   ├── ArtifactNotFoundError(LookupError)
     │   ├── ArtifactCorruptedError            bytes on disk do not match their hash
-    │   └── StoreVersionError                 store written by a newer shipyard
+    │   ├── StoreVersionError                 store written by a newer shipyard
+    │   └── OnlineStoreError                  the online feature store failed
     ├── ContractError(ValueError)            a contract file that is not valid ODCS
     ├── DataInputError(ValueError)           data that cannot be read at all
     ├── ContractViolation(ValueError)        a batch failed a contract's error rule
+    ├── FeatureDefinitionError(ValueError)   an entity or feature view that cannot work,
+    │                                        or data that breaks its declared schema
+    ├── FeatureNotFoundError(LookupError)    a feature or view that is not defined
     ├── RunNotFoundError(LookupError)
     ├── StepFailedError(RuntimeError)        a step raised; carries the step and run
     └── MissingDependencyError(ImportError)  an optional extra is not installed
@@ -61,6 +65,10 @@ class StoreVersionError(StoreError):
     """The metadata store was written by a newer shipyard than this one."""
 
 
+class OnlineStoreError(StoreError):
+    """The online feature store cannot read or write (or was never materialized)."""
+
+
 class ContractError(ShipyardError, ValueError):
     """A data contract is not valid YAML, not valid ODCS, or contradicts itself."""
 
@@ -75,6 +83,14 @@ class ContractViolation(ShipyardError, ValueError):
     def __init__(self, message: str, report: object = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class FeatureDefinitionError(ShipyardError, ValueError):
+    """An entity or feature view is ill-defined, or its data breaks its declared schema."""
+
+
+class FeatureNotFoundError(ShipyardError, LookupError):
+    """A requested feature, feature view or entity is not defined; the message lists those that are."""
 
 
 class RunNotFoundError(ShipyardError, LookupError):

@@ -1,0 +1,1 @@
+"""The feature store: entities, feature views, training sets and the online store."""
