@@ -250,7 +250,7 @@ def test_unknown_table_names_file_line_and_known_tables(tmp_path: Path) -> None:
     )
     message = config_error(path.parent)
     assert message.startswith(f"{path}:4: unknown table [storage].")
-    assert "Expected one of: [project], [stores], [executor], [runs]" in message
+    assert "Expected one of: [project], [stores], [features], [executor], [runs]" in message
 
 
 def test_unknown_key_names_file_line_key_and_known_keys(tmp_path: Path) -> None:
@@ -274,7 +274,7 @@ def test_key_outside_any_table_says_so(tmp_path: Path) -> None:
     path = write_toml(tmp_path / "p", '# settings\nname = "p"\n\n[project]\nowner = "x"\n')
     message = config_error(path.parent)
     assert message.startswith(f"{path}:2: 'name' is set outside any table.")
-    assert "[project], [stores], [executor], [runs]" in message
+    assert "[project], [stores], [features], [executor], [runs]" in message
 
 
 def test_known_table_written_as_a_value(tmp_path: Path) -> None:

@@ -44,6 +44,13 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
     "stores": {
         "metadata": _Key(str, f"sqlite:///{STATE_DIR}/metadata.db", "SQLAlchemy URL"),
         "artifacts": _Key(str, f"{STATE_DIR}/artifacts", "folder or fsspec URL"),
+        "online": _Key(str, f"sqlite:///{STATE_DIR}/online.db", "online feature store URL"),
+    },
+    "features": {
+        "definitions": _Key(
+            list, ["features"], "modules (relative to the project) that define feature views"
+        ),
+        "partition_rows": _Key(int, 1_000_000, "rows per Parquet partition of feature history"),
     },
     "executor": {
         "kind": _Key(str, "local", "'local'"),
@@ -79,6 +86,10 @@ class Settings:
     executor: str = "local"
     max_workers: int = 4
     seed: int | None = None
+    online_url: str = f"sqlite:///{STATE_DIR}/online.db"
+    feature_modules: tuple[str, ...] = ("features",)
+    features_configured: bool = False
+    partition_rows: int = 1_000_000
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -264,8 +275,22 @@ def _resolve(
         executor=executor,
         max_workers=workers,
         seed=get("runs", "seed"),
+        online_url=resolve_metadata_url(get("stores", "online"), root),
+        feature_modules=tuple(get("features", "definitions")),
+        features_configured="definitions" in values.get("features", {}),
+        partition_rows=_positive(
+            get("features", "partition_rows"), origin("features", "partition_rows")
+        ),
         source=path,
     )
+
+
+def _positive(value: int, origin: str) -> int:
+    if value < 1:
+        raise ConfigError(
+            f"{origin} must be at least 1, got {value}. Change it to a positive number."
+        )
+    return value
 
 
 def resolve_metadata_url(url: str, root: Path) -> str:
@@ -323,6 +348,12 @@ pipelines = ["pipelines"]
 metadata = "sqlite:///.shipyard/metadata.db"
 # Artifacts: a folder, or an fsspec URL such as s3://bucket/prefix.
 artifacts = ".shipyard/artifacts"
+# Online feature values for serving: sqlite:///path (no server needed).
+online = "sqlite:///.shipyard/online.db"
+
+[features]
+# Python modules (relative to this folder) that define entities and feature views.
+definitions = ["features"]
 
 [executor]
 kind = "local"
