@@ -42,7 +42,7 @@ def test_a_store_written_by_an_older_release_is_migrated_and_keeps_its_data(
     url = _old_store(tmp_path / "old.db")
     store = MetadataStore(url)
 
-    assert store.schema_version == _schema.SCHEMA_VERSION == 2
+    assert store.schema_version == _schema.SCHEMA_VERSION == 3
     [run] = store.list_runs()
     assert (run["pipeline"], run["params"], run["seed"], run["resumed_from"]) == (
         "train",
@@ -52,13 +52,14 @@ def test_a_store_written_by_an_older_release_is_migrated_and_keeps_its_data(
     )
     store.set_tags(run["id"], {"team": "fraud"})  # a table that version 2 added
     assert store.tags(run["id"]) == {"team": "fraud"}
+    assert store.latest_feature_builds() == {}  # a table that version 3 added
 
 
 def test_opening_a_migrated_store_again_changes_nothing(tmp_path: Path) -> None:
     url = _old_store(tmp_path / "old.db")
     MetadataStore(url).close()
     store = MetadataStore(url)
-    assert store.schema_version == 2
+    assert store.schema_version == 3
     assert len(store.list_runs()) == 1
 
 
@@ -240,3 +241,16 @@ def test_a_read_only_store_stops_a_run_with_a_clear_error_and_changes_nothing(
     assert "read-only" in done.stderr
     assert "make its folder and file writable" in done.stderr
     assert {p: p.read_bytes() for p in files} == before
+
+
+def test_feature_builds_are_found_by_view_version_and_fingerprint(tmp_path: Path) -> None:
+    store = MetadataStore(f"sqlite:///{tmp_path / 'm.db'}")
+    row = {"view": "v", "version": "a", "fingerprint": "f", "manifest": "[]", "rows": 3}
+    store.record_feature_build({**row, "id": "1", "created_at": 1.0})
+    store.record_feature_build({**row, "id": "2", "created_at": 2.0})
+    store.record_feature_build({**row, "id": "3", "created_at": 3.0, "version": "b"})
+
+    assert store.find_feature_build("v", "a", "f")["id"] == "2"
+    assert store.find_feature_build("v", "a", "other") is None
+    assert store.latest_feature_builds()["v"]["id"] == "3"
+    store.close()

@@ -129,6 +129,20 @@ tags = sa.Table(
 )
 
 
+feature_builds = sa.Table(
+    "feature_builds",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("view", sa.String(255), nullable=False, index=True),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("manifest", sa.Text, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("run_id", sa.String(32)),
+)
+
+
 def _v1_initial(conn: sa.Connection) -> None:
     """Runs, step runs, artifacts, lineage, params and metrics."""
     legacy = sa.MetaData()
@@ -144,5 +158,14 @@ def _v2_tags_and_resume(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE runs ADD COLUMN resumed_from VARCHAR(32)"))
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_initial, _v2_tags_and_resume]
+def _v3_feature_builds(conn: sa.Connection) -> None:
+    """The offline store's index: which partitions hold each feature view's history."""
+    feature_builds.create(conn)
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [
+    _v1_initial,
+    _v2_tags_and_resume,
+    _v3_feature_builds,
+]
 SCHEMA_VERSION = len(MIGRATIONS)

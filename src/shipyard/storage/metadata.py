@@ -317,6 +317,42 @@ class MetadataStore:
 _JSON_COLUMNS = ("params", "upstream", "environment", "preview", "value")
 
 
+    # -- the offline feature store's index --------------------------------------------
+
+    def record_feature_build(self, row: Row) -> None:
+        """Record one build of a feature view's history (its partitions in ``manifest``)."""
+        self._write(lambda conn: conn.execute(s.feature_builds.insert().values(**row)))
+
+    def find_feature_build(self, view: str, version: str, fingerprint: str) -> Row | None:
+        """The newest build of ``view`` at ``version`` from sources with ``fingerprint``."""
+        table = s.feature_builds
+        stmt = (
+            sa.select(table)
+            .where(table.c.view == view, table.c.version == version)
+            .where(table.c.fingerprint == fingerprint)
+            .order_by(table.c.created_at.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            found = conn.execute(stmt).mappings().first()
+        return dict(found) if found else None
+
+    def latest_feature_builds(self) -> dict[str, Row]:
+        """The newest build of every feature view, by view name."""
+        table = s.feature_builds
+        newest = (
+            sa.select(table.c.view, sa.func.max(table.c.created_at).label("created_at"))
+            .group_by(table.c.view)
+            .subquery()
+        )
+        stmt = sa.select(table).join(
+            newest,
+            sa.and_(table.c.view == newest.c.view, table.c.created_at == newest.c.created_at),
+        )
+        with self._read() as conn:
+            return {row["view"]: dict(row) for row in conn.execute(stmt).mappings()}
+
+
 def _encode(row: Mapping[str, Any]) -> Row:
     return {
         k: json.dumps(v, sort_keys=True, default=str) if k in _JSON_COLUMNS else v
