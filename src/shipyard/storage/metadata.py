@@ -313,10 +313,6 @@ class MetadataStore:
         with self._read() as conn:
             return {row[0]: row[1] for row in conn.execute(query)}
 
-
-_JSON_COLUMNS = ("params", "upstream", "environment", "preview", "value")
-
-
     # -- the offline feature store's index --------------------------------------------
 
     def record_feature_build(self, row: Row) -> None:
@@ -351,6 +347,9 @@ _JSON_COLUMNS = ("params", "upstream", "environment", "preview", "value")
         )
         with self._read() as conn:
             return {row["view"]: dict(row) for row in conn.execute(stmt).mappings()}
+
+
+_JSON_COLUMNS = ("params", "upstream", "environment", "preview", "value")
 
 
 def _encode(row: Mapping[str, Any]) -> Row:
