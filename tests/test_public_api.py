@@ -13,9 +13,13 @@ import shipyard
 EXPECTED = {
     "Artifact",
     "Contract",
+    "Entity",
+    "FeatureStore",
+    "FeatureView",
     "Materializer",
     "Pipeline",
     "Project",
+    "RequestFeatures",
     "Run",
     "ShipyardError",
     "Step",

@@ -29,9 +29,13 @@ __version__ = "0.1.0"
 __all__ = [
     "Artifact",
     "Contract",
+    "Entity",
+    "FeatureStore",
+    "FeatureView",
     "Materializer",
     "Pipeline",
     "Project",
+    "RequestFeatures",
     "Run",
     "ShipyardError",
     "Step",
@@ -48,6 +52,10 @@ __all__ = [
 _LAZY = {
     "Artifact": "shipyard.core.run",
     "Contract": "shipyard.contracts.contract",
+    "Entity": "shipyard.features.entity",
+    "FeatureStore": "shipyard.features.store",
+    "FeatureView": "shipyard.features.view",
+    "RequestFeatures": "shipyard.features.view",
     "Run": "shipyard.core.run",
     "StepRun": "shipyard.core.run",
     "Project": "shipyard.core.project",
@@ -61,6 +69,9 @@ if TYPE_CHECKING:
     from shipyard.core.materializers import Materializer, register_materializer, trust_types
     from shipyard.core.project import Project
     from shipyard.core.run import Artifact, Run, StepRun
+    from shipyard.features.entity import Entity
+    from shipyard.features.store import FeatureStore
+    from shipyard.features.view import FeatureView, RequestFeatures
 
 
 def __getattr__(name: str) -> Any:

@@ -46,6 +46,11 @@ def code_hash(step: Step) -> str:
     return closure_of(step.fn).digest
 
 
+def function_hash(fn: Any) -> str:
+    """The hash of any function's code closure (what a feature view's version covers)."""
+    return closure_of(fn).digest
+
+
 def _version(materializer_name: str) -> str:
     return materializers.by_name(materializer_name).version
 

@@ -1,0 +1,30 @@
+"""Event times, normalized: every stored and joined time is a UTC datetime in microseconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from shipyard.errors import DataInputError
+
+UTC_US = pl.Datetime("us", "UTC")
+
+
+def is_naive(dtype: Any) -> bool:
+    """Whether a time column carries no time zone (a naive Datetime, or a Date)."""
+    return dtype == pl.Date or (isinstance(dtype, pl.Datetime) and dtype.time_zone is None)
+
+
+def to_utc(expr: pl.Expr, dtype: Any, *, what: str = "a timestamp") -> pl.Expr:
+    """``expr`` as UTC microseconds; naive times are taken to be UTC already."""
+    if dtype == pl.Date:
+        return expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    if not isinstance(dtype, pl.Datetime):
+        raise DataInputError(
+            f"{what} must be a Datetime (or Date) column, got {dtype}. Parse it first, e.g. "
+            "pl.col(...).str.to_datetime()."
+        )
+    if dtype.time_zone is None:
+        return expr.dt.cast_time_unit("us").dt.replace_time_zone("UTC")
+    return expr.dt.convert_time_zone("UTC").dt.cast_time_unit("us")

@@ -1,0 +1,459 @@
+"""The feature store: one set of definitions, point-in-time training sets from the
+offline history, and the same features online for serving.
+
+    store = FeatureStore.from_project()
+    train = store.training_frame(labels, features=["customer_windows", "merchant_risk:cb_rate"])
+    store.materialize()
+    store.online_features({"customer_id": ["c_00017"]}, features=["customer_windows"])
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from shipyard.errors import DataInputError, FeatureDefinitionError, FeatureNotFoundError
+from shipyard.features import _offline
+from shipyard.features._join import ROW, TIME, join_view
+from shipyard.features._offline import Build
+from shipyard.features._time import is_naive, to_utc
+from shipyard.features.entity import Entity
+from shipyard.features.source import Source
+from shipyard.features.view import FeatureView, RequestFeatures
+
+if TYPE_CHECKING:
+    from shipyard.core.project import Project
+    from shipyard.features.online import OnlineFeatures
+    from shipyard.storage.online import OnlineStore
+
+logger = logging.getLogger("shipyard.features")
+Definition = Entity | FeatureView | RequestFeatures
+Progress = Callable[[str, int, int], None]
+
+
+class FeatureStore:
+    """Entities, feature views and request features, with their offline and online stores.
+
+    Args:
+        definitions: the entities, feature views and request feature groups.
+        project: whose artifact store keeps the history, whose metadata store indexes it,
+            and whose ``[stores] online`` serves it (default: the project around the
+            working directory).
+        online: an online store to use instead of the project's.
+    """
+
+    def __init__(
+        self,
+        definitions: Iterable[Definition],
+        *,
+        project: Project | None = None,
+        online: OnlineStore | None = None,
+    ) -> None:
+        self.entities: dict[str, Entity] = {}
+        self.views: dict[str, FeatureView] = {}
+        self.request_features: dict[str, RequestFeatures] = {}
+        for item in definitions:
+            self._add(item)
+        self._project = project
+        self._online = online
+        self._builds: dict[tuple[str, str, str], Build] = {}
+        self._reader: Any = None
+
+    @classmethod
+    def from_project(cls, project: Project | None = None) -> FeatureStore:
+        """The store of every definition in the modules that ``[features] definitions`` names."""
+        from shipyard.features._discover import definitions_of
+
+        if project is None:
+            from shipyard.core.project import Project
+
+            project = Project.discover()
+        return cls(definitions_of(project), project=project)
+
+    # -- definitions -------------------------------------------------------------------
+
+    def _add(self, item: Definition) -> None:
+        kinds = (self.entities, self.views, self.request_features)
+        if isinstance(item, Entity):
+            table: dict[str, Any] = self.entities
+        elif isinstance(item, FeatureView):
+            table = self.views
+            for entity in item.entities:
+                self.entities.setdefault(entity.name, entity)
+        elif isinstance(item, RequestFeatures):
+            table = self.request_features
+        else:
+            raise FeatureDefinitionError(
+                f"A feature store holds Entity, FeatureView and RequestFeatures objects, got "
+                f"{type(item).__name__}: {item!r}."
+            )
+        if any(
+            item.name in t and t[item.name] is not item for t in kinds if t is not self.entities
+        ):
+            raise FeatureDefinitionError(
+                f"Two definitions are named {item.name!r}. Names of feature views and request "
+                "feature groups must be unique in a project."
+            )
+        table[item.name] = item
+
+    @property
+    def project(self) -> Project:
+        """The project whose stores this feature store uses."""
+        if self._project is None:
+            from shipyard.core.project import Project
+
+            self._project = Project.discover()
+        return self._project
+
+    @property
+    def online(self) -> OnlineStore:
+        """The online store (the project's ``[stores] online`` unless one was given)."""
+        if self._online is None:
+            from shipyard.storage.online import open_online_store
+
+            self._online = open_online_store(self.project.settings.online_url, self.project.root)
+        return self._online
+
+    def view(self, name: str) -> FeatureView:
+        """A feature view by name."""
+        if name not in self.views:
+            raise FeatureNotFoundError(
+                f"No feature view named {name!r}. Feature views: "
+                f"{', '.join(sorted(self.views)) or 'none'}."
+            )
+        return self.views[name]
+
+    def resolve(self, features: Sequence[str]) -> list[tuple[str, str]]:
+        """``["view:feature", "view", ...]`` as (group, feature) pairs; every one checked."""
+        if isinstance(features, str):
+            features = [features]
+        pairs: list[tuple[str, str]] = []
+        for ref in features:
+            group, _, name = ref.partition(":")
+            owner = self.views.get(group) or self.request_features.get(group)
+            if owner is None or (name and name not in owner.schema):
+                raise FeatureNotFoundError(_unknown(ref, self.views, self.request_features))
+            pairs += [(group, name)] if name else [(group, f) for f in owner.features]
+        if not pairs:
+            raise FeatureNotFoundError("No features were requested; name at least one.")
+        return list(dict.fromkeys(pairs))
+
+    # -- the offline store -------------------------------------------------------------
+
+    def build(
+        self,
+        views: Sequence[str] | None = None,
+        *,
+        sources: Mapping[str, pl.DataFrame | pl.LazyFrame] | None = None,
+    ) -> dict[str, Build]:
+        """Bring each view's stored history up to date with its definition and sources.
+
+        A build is reused while the view's version and its sources' content are
+        unchanged; otherwise the history is recomputed and stored anew.
+        """
+        names = list(self.views) if views is None else list(views)
+        return {name: self._build(self.view(name), sources or {}) for name in names}
+
+    def _build(self, view: FeatureView, overrides: Mapping[str, Any]) -> Build:
+        frames, fingerprint = self._resolve_sources(view, overrides)
+        version = view.version
+        cached = self._builds.get((view.name, version, fingerprint))
+        if cached is not None:
+            return cached
+        row = self.project.metadata.find_feature_build(view.name, version, fingerprint)
+        if row is not None and self._stored(Build.from_row(row)):
+            build = Build.from_row(row)
+        else:
+            build = _offline.build_history(
+                view,
+                frames,
+                fingerprint,
+                self.project.artifacts,
+                self.project.settings.partition_rows,
+            )
+            self.project.metadata.record_feature_build(build.to_row(_current_run()))
+            logger.info("built %s v%s: %d rows", view.name, version, build.rows)
+        self._builds[view.name, version, fingerprint] = build
+        return build
+
+    def _stored(self, build: Build) -> bool:
+        return all(self.project.artifacts.exists(p.digest) for p in build.partitions)
+
+    def _resolve_sources(
+        self, view: FeatureView, overrides: Mapping[str, Any]
+    ) -> tuple[dict[str, pl.LazyFrame], str]:
+        import hashlib
+
+        frames: dict[str, pl.LazyFrame] = {}
+        digest = hashlib.sha256()
+        for name, source in sorted(view.sources.items()):
+            given = overrides.get(name)
+            found = (Source.frame(given, name=name) if given is not None else source).resolve(
+                self._project if given is not None else self.project
+            )
+            frames[name] = found.scan
+            digest.update(f"{name}={found.fingerprint};".encode())
+        return frames, digest.hexdigest()
+
+    def latest_builds(self) -> dict[str, Build]:
+        """The newest stored build of every view, whatever its version."""
+        rows = self.project.metadata.latest_feature_builds()
+        return {name: Build.from_row(row) for name, row in rows.items()}
+
+    def read_partition(self, partition: _offline.Partition, columns: list[str]) -> pl.DataFrame:
+        """One partition of history (only ``columns``)."""
+        return _offline.read_partition(self.project.artifacts, partition, columns)
+
+    # -- training sets -----------------------------------------------------------------
+
+    def training_frame(
+        self,
+        entity_rows: pl.DataFrame | pl.LazyFrame | Any,
+        features: Sequence[str],
+        *,
+        timestamp: str = "event_timestamp",
+        sources: Mapping[str, pl.DataFrame | pl.LazyFrame] | None = None,
+        full_names: bool = False,
+    ) -> pl.DataFrame:
+        """The entity rows, in their order, with every feature as of each row's time.
+
+        For each row at time ``t`` and each view: the latest feature row of that entity
+        with ``t - ttl <= event time <= t``, the later created time winning ties; nulls
+        where there is none. Request features are then computed from the row's fields.
+
+        Args:
+            entity_rows: entity keys, ``timestamp`` and anything else (labels, request
+                fields); a Polars or pandas frame.
+            features: ``"view:feature"``, or a view or request group name for all of it.
+            timestamp: the column holding each row's time.
+            sources: frames to use instead of the views' sources, by source name.
+            full_names: name columns ``view__feature`` instead of ``feature``.
+
+        Inside a running step, the versions of the views used are logged as params
+        (``feature_view.<name>``), so the run's lineage names them.
+        """
+        rows = _as_frame(entity_rows)
+        pairs = self.resolve(features)
+        names = _output_names(pairs, rows.columns, full_names)
+        needed = self._with_uses(pairs)
+        entity = _prepared(rows, timestamp)
+        naive = is_naive(rows.schema[timestamp])
+        used: dict[str, str] = {}
+        for view_name in dict.fromkeys(g for g, _ in needed if g in self.views):
+            view = self.views[view_name]
+            build = self._build(view, sources or {})
+            _check_zones(view, build, naive, timestamp)
+            wanted = {
+                f: names.get((view_name, f), f"__use__{view_name}__{f}")
+                for g, f in needed
+                if g == view_name
+            }
+            entity = join_view(
+                _keys_like(entity, view, self),
+                build,
+                view.keys,
+                wanted,
+                {f: view.schema[f] for f in wanted},
+                view.ttl,
+                self.read_partition,
+            )
+            used[view_name] = f"{build.version} (build {build.id[:8]}, {build.rows} rows)"
+        entity = entity.sort(ROW)
+        entity = self._request_features(entity, pairs, names)
+        _log_lineage(used)
+        keep = [*rows.columns, *(names[p] for p in pairs)]
+        return entity.select(keep)
+
+    def _with_uses(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        extra = []
+        for group, _ in pairs:
+            for ref in getattr(self.request_features.get(group), "uses", ()):
+                extra += self.resolve([ref])
+        return list(dict.fromkeys([*pairs, *extra]))
+
+    def _request_features(
+        self, frame: pl.DataFrame, pairs: list[tuple[str, str]], names: dict[tuple[str, str], str]
+    ) -> pl.DataFrame:
+        for group in dict.fromkeys(g for g, _ in pairs if g in self.request_features):
+            spec = self.request_features[group]
+            inputs = frame.with_columns(_uses_as_named(spec, names))
+            computed = spec.compute(inputs)
+            wanted = {f: names[group, f] for g, f in pairs if g == group}
+            frame = frame.with_columns(
+                computed.select(pl.col(f).alias(o) for f, o in wanted.items())
+            )
+        return frame
+
+    # -- the online store --------------------------------------------------------------
+
+    def materialize(
+        self,
+        views: Sequence[str] | None = None,
+        *,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        progress: Progress | None = None,
+    ) -> list[dict[str, Any]]:
+        """Write the latest values per entity into the online store, incrementally.
+
+        Each view resumes from its watermark (the latest event time already written),
+        one history partition per transaction, so an interrupted run is completed by
+        running again, without duplicates or gaps. A view whose definition changed is
+        rewritten from scratch. ``start``/``end`` bound the event times (``end``
+        defaults to now).
+        """
+        from shipyard.features.online import materialize_view
+
+        names = list(self.views) if views is None else list(views)
+        return [
+            materialize_view(
+                self, self.view(name), self._build(self.view(name), {}), start, end, progress
+            )
+            for name in names
+        ]
+
+    def online_features(
+        self,
+        entities: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
+        features: Sequence[str],
+        *,
+        now: dt.datetime | None = None,
+    ) -> OnlineFeatures:
+        """The latest values of ``features`` for each entity, with their event times.
+
+        ``entities`` maps each join key (and request field) to a list of values, or is a
+        list of records. Values older than the view's ttl are returned as null with the
+        status ``"expired"``; an entity the store has never seen gives nulls with the
+        status ``"unknown"``. Request features are computed by the same function as in
+        training.
+        """
+        from shipyard.features.online import read_online
+
+        return read_online(self, entities, features, now)
+
+
+def _unknown(
+    ref: str, views: Mapping[str, FeatureView], groups: Mapping[str, RequestFeatures]
+) -> str:
+    known = [f"{v.name}:{f}" for v in views.values() for f in v.features]
+    known += [f"{g.name}:{f}" for g in groups.values() for f in g.features]
+    return (
+        f"No feature {ref!r}. Refer to features as 'view:feature' or to a whole view by its "
+        f"name. Defined: {', '.join(known) or 'none'}."
+    )
+
+
+def _as_frame(rows: Any) -> pl.DataFrame:
+    if isinstance(rows, pl.LazyFrame):
+        return rows.collect()
+    if isinstance(rows, pl.DataFrame):
+        return rows
+    if type(rows).__module__.startswith("pandas"):
+        converted: pl.DataFrame = pl.from_pandas(rows)
+        return converted
+    raise DataInputError(
+        f"Entity rows must be a Polars or pandas DataFrame, got {type(rows).__name__}."
+    )
+
+
+def _output_names(
+    pairs: list[tuple[str, str]], existing: Sequence[str], full: bool
+) -> dict[tuple[str, str], str]:
+    names = {(g, f): f"{g}__{f}" if full else f for g, f in pairs}
+    seen: dict[str, tuple[str, str]] = {}
+    for pair, name in names.items():
+        if name in existing or name in seen:
+            other = (
+                f"the entity rows' column {name!r}"
+                if name in existing
+                else f"{seen[name][0]}:{name}"
+            )
+            raise FeatureDefinitionError(
+                f"The feature {pair[0]}:{pair[1]} would be named {name!r}, like {other}. Pass "
+                "full_names=True to name columns view__feature, or rename the column."
+            )
+        seen[name] = pair
+    return names
+
+
+def _prepared(rows: pl.DataFrame, timestamp: str) -> pl.DataFrame:
+    if timestamp not in rows.columns:
+        times = [c for c, t in rows.schema.items() if isinstance(t, pl.Datetime) or t == pl.Date]
+        raise DataInputError(
+            f"The entity rows have no timestamp column {timestamp!r}; each row needs the "
+            f"time to get features as of. Time columns there: {times or 'none'}. Pass "
+            "timestamp='<column>' or add the column."
+        )
+    what = f"The entity rows' timestamp {timestamp!r}"
+    time = to_utc(pl.col(timestamp), rows.schema[timestamp], what=what)
+    entity = rows.with_row_index(ROW).with_columns(time.alias(TIME))
+    nulls = entity[TIME].null_count()
+    if nulls:
+        raise DataInputError(
+            f"{what} is null in {nulls} of {rows.height} rows; a row without a time cannot "
+            "be joined point-in-time. Drop or fill those rows."
+        )
+    return entity.sort(TIME, maintain_order=True)
+
+
+def _check_zones(view: FeatureView, build: Build, naive: bool, timestamp: str) -> None:
+    if build.rows and build.naive != naive:
+        has, lacks = (
+            ("entity rows", f"view {view.name!r}")
+            if not naive
+            else (f"view {view.name!r}", "entity rows")
+        )
+        raise DataInputError(
+            f"Naive and time-zone-aware timestamps are mixed: the {has}' times carry a time "
+            f"zone and the {lacks}' do not ({timestamp!r} vs {view.timestamp!r}). Make both "
+            "aware, e.g. pl.col(...).dt.replace_time_zone('UTC'), so times compare correctly."
+        )
+
+
+def _keys_like(entity: pl.DataFrame, view: FeatureView, store: FeatureStore) -> pl.DataFrame:
+    missing = [k for k in view.keys if k not in entity.columns]
+    if missing:
+        raise DataInputError(
+            f"Feature view {view.name!r} is joined on {list(view.keys)}, but the entity rows "
+            f"lack {missing}. Add the key column(s) to the entity rows."
+        )
+    casts = []
+    for entity_def in view.entities:
+        for key, dtype in entity_def.dtypes.items():
+            if dtype is not None and entity.schema[key] != dtype:
+                casts.append(pl.col(key).cast(dtype))
+    try:
+        return entity.with_columns(casts) if casts else entity
+    except pl.exceptions.InvalidOperationError as exc:
+        raise DataInputError(
+            f"The entity rows' keys {list(view.keys)} do not convert to the entity's types: {exc}"
+        ) from None
+
+
+def _uses_as_named(spec: RequestFeatures, names: dict[tuple[str, str], str]) -> list[pl.Expr]:
+    exprs = []
+    for ref in spec.uses:
+        group, _, feature = ref.partition(":")
+        column = names.get((group, feature), f"__use__{group}__{feature}")
+        exprs.append(pl.col(column).alias(feature))
+    return exprs
+
+
+def _current_run() -> str | None:
+    from shipyard.core.context import _current
+
+    context = _current.get()
+    return None if context is None else context.run_id
+
+
+def _log_lineage(used: Mapping[str, str]) -> None:
+    from shipyard.core.context import _current
+
+    context = _current.get()
+    if context is not None:
+        for name, version in used.items():
+            context.log_param(f"feature_view.{name}", version)
