@@ -222,6 +222,18 @@ class MetadataStore:
             row = conn.execute(query).mappings().first()
         return None if row is None else _decode(dict(row))
 
+    def finished_step_runs(self, step: str, *, limit: int = 100) -> list[Row]:
+        """The newest completed or cached runs of the step at ``module:qualname``."""
+        query = (
+            sa.select(s.step_runs)
+            .where(s.step_runs.c.step == step)
+            .where(s.step_runs.c.status.in_(("completed", "cached")))
+            .order_by(s.step_runs.c.ended_at.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [_decode(dict(r)) for r in conn.execute(query).mappings()]
+
     # -- artifacts and lineage -----------------------------------------------------
 
     def get_artifact(self, artifact_id: str) -> Row:
