@@ -288,6 +288,20 @@ class FeatureStore:
             )
         return frame
 
+    # -- status ------------------------------------------------------------------------
+
+    def describe(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Each view's definition, its stored history and its online state, JSON-able.
+
+        ``needs`` lists what is out of date: ``"build"`` (the newest history was
+        computed by another version of the definition), ``"materialize"`` (the online
+        store holds another version, or nothing).
+        """
+        chosen = [self.view(n) for n in names] if names is not None else list(self.views.values())
+        builds = self.latest_builds()
+        online = self.online.views()
+        return [_describe(view, builds.get(view.name), online.get(view.name)) for view in chosen]
+
     # -- the online store --------------------------------------------------------------
 
     def materialize(
@@ -334,6 +348,61 @@ class FeatureStore:
         from shipyard.features.online import read_online
 
         return read_online(self, entities, features, now)
+
+    def skew(self, view: str, *, sample: int = 100, seed: int = 0) -> dict[str, Any]:
+        """Recompute ``sample`` entities' online values from the offline history and list
+        every mismatch (``"mismatches"``: key, feature, offline and online values).
+
+        The expected value of an entity is its latest history row at or before the
+        view's watermark, so a correct materialization has no mismatch at all.
+        """
+        from shipyard.features.online import skew
+
+        return skew(self, view, sample, seed)
+
+
+def _describe(view: FeatureView, build: Build | None, state: Any) -> dict[str, Any]:
+    from shipyard.features.online import _iso
+
+    version = view.version
+    needs = []
+    if build is None or build.version != version:
+        needs.append("build")
+    if state is None or state.version != version:
+        needs.append("materialize")
+    offline = None
+    if build is not None:
+        offline = {
+            "version": build.version,
+            "build": build.id,
+            "rows": build.rows,
+            "partitions": len(build.partitions),
+            "from": _iso(build.min_us),
+            "to": _iso(build.max_us),
+        }
+    online = None
+    if state is not None:
+        online = {
+            "version": state.version,
+            "entities": state.rows,
+            "watermark": _iso(state.watermark_us),
+        }
+    return {
+        "name": view.name,
+        "version": version,
+        "entities": [e.name for e in view.entities],
+        "keys": dict(view.column_of),
+        "features": {name: str(dtype) for name, dtype in view.schema.items()},
+        "timestamp": view.timestamp,
+        "created_timestamp": view.created_timestamp,
+        "ttl_seconds": None if view.ttl is None else view.ttl.total_seconds(),
+        "sources": {name: f"{src.kind}:{src.location}" for name, src in view.sources.items()},
+        "description": view.description,
+        "owner": view.owner,
+        "offline": offline,
+        "online": online,
+        "needs": needs,
+    }
 
 
 def _unknown(
