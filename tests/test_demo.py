@@ -13,7 +13,7 @@ from tests.helpers import CLI
 STEPS = [
     "ingest",
     "load_labels",
-    "label_and_featurize",
+    "build_training_set",
     "split_by_time",
     "train_model",
     "evaluate",

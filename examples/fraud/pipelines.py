@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fraud.training import evaluate, label_and_featurize, load_labels, split_by_time, train_model
+from fraud.training import (
+    build_training_set,
+    evaluate,
+    load_labels,
+    split_by_time,
+    train_model,
+)
 
 from shipyard import pipeline
 from shipyard.contracts.ingest import ingest
@@ -37,7 +43,7 @@ def training(
     """
     transactions = ingest(daily_batches(data_dir, start, end), CONTRACT, fail_on_batch_error=False)
     labels = load_labels(data_dir, labels_as_of)
-    data = label_and_featurize(transactions, labels)
+    data = build_training_set(transactions, labels)
     train, test = split_by_time(data, test_days)
     model = train_model(train, learning_rate, max_iter)
     return evaluate(model, test)

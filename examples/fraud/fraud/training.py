@@ -9,8 +9,16 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator
 
-from fraud.features import CATEGORICAL, NUMERIC, add_features
-from shipyard import get_context, step
+from fraud.features import (
+    CATEGORICAL,
+    FEATURES,
+    NUMERIC,
+    customer_activity,
+    customer_profile,
+    merchant_risk,
+    payment,
+)
+from shipyard import FeatureStore, Project, get_context, step
 
 LABEL = "is_chargeback"
 
@@ -28,14 +36,30 @@ def load_labels(data_dir: str, as_of: str) -> pl.DataFrame:
 
 
 @step
-def label_and_featurize(transactions: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
-    """Features for every transaction, kept only where its label has arrived."""
-    featured = add_features(transactions)
-    labelled = featured.join(labels.select("transaction_id", LABEL), on="transaction_id")
+def build_training_set(transactions: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    """Every labelled payment with its features as of just before it, point-in-time correct.
+
+    The feature views read this run's ingested transactions and the labels that had
+    arrived, so the training set is exactly what the service would have seen.
+    """
     context = get_context()
-    context.log_metric("label_coverage", labelled.height / max(featured.height, 1))
+    store = FeatureStore(
+        [customer_activity, customer_profile, merchant_risk, payment],
+        project=Project.discover(context.project_root),
+    )
+    labelled = transactions.join(labels.select("transaction_id", LABEL), on="transaction_id")
+    rows = labelled.with_columns(
+        (pl.col("event_timestamp") - dt.timedelta(microseconds=1)).alias("as_of")
+    )
+    frame = store.training_frame(
+        rows,
+        FEATURES,
+        timestamp="as_of",
+        sources={"transactions": transactions, "labels": labels},
+    )
+    context.log_metric("label_coverage", labelled.height / max(transactions.height, 1))
     context.log_metric("fraud_rate", float(labelled[LABEL].mean() or 0.0))
-    return labelled
+    return frame.drop("as_of")
 
 
 @step

@@ -62,6 +62,7 @@ def demo(
         raise typer.Exit(1)
     _explain_ingestion(run)
     _check_latest(directory, batches[-1])
+    _serve_features(project, run)
     _next_steps(run, directory, batches[-1])
 
 
@@ -127,6 +128,32 @@ def _check_latest(directory: Path, latest: Path) -> None:
     console.print("   It would not reach training: in CI, `shipyard contract check` exits 1.")
 
 
+def _serve_features(project: Any, run: Any) -> None:
+    """Materialize the feature views online, read one customer back, check for skew."""
+    from shipyard.features import FeatureStore
+
+    store = FeatureStore.from_project(project)
+    with console.status("Materializing the feature views into the online store…"):
+        done = store.materialize()
+    rows = sum(view["rows_read"] for view in done)
+    entities = ", ".join(f"{view['entities']} {view['view']}" for view in done)
+    console.print(
+        f"\n[bold]6.[/] The online store now serves the same features: {rows} history rows "
+        f"materialized in {sum(v['seconds'] for v in done):.2f} s ({entities})."
+    )
+    training = run.step_runs["build_training_set"].outputs["output"].load()
+    last = training.sort("event_timestamp").row(-1, named=True)
+    customer, now = last["customer_id"], last["event_timestamp"]
+    online = store.online_features({"customer_id": [customer]}, ["customer_activity"], now=now)
+    values = ", ".join(f"{k}={v[0]}" for k, v in list(online.values.items())[:3])
+    console.print(f"   Customer {customer} as of {now:%Y-%m-%d %H:%M}: {values}, …")
+    mismatches = sum(len(store.skew(name, sample=200)["mismatches"]) for name in store.views)
+    console.print(
+        f"   Skew check (online vs recomputed from history, 200 entities a view): "
+        f"{mismatches} mismatches."
+    )
+
+
 def _report(run: Any, directory: Path) -> None:
     console.print(f"Run [bold]{run.id[:8]}[/] {status(run.status)} in {duration(run.seconds)}.")
     for key, value in run.metrics.items():
@@ -144,6 +171,8 @@ def _next_steps(run: Any, directory: Path, latest: Path) -> None:
         f"{command} run training   [dim]# again: the loaders re-read the data, "
         "every other step is a cache hit[/]",
         f"{command} run training -p learning_rate=0.05",
+        f"{command} features list",
+        f"{command} features get customer_activity --key customer_id=<id>",
         f"{command} contract check {CONTRACT} data/{latest.name} --report report.html",
     ):
         console.print(f"  {line}")

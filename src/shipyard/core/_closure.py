@@ -128,7 +128,10 @@ class _Walker:
         if name not in namespace:
             return
         value = namespace[name]
-        if isinstance(value, _CONSTANT_TYPES):
+        version = getattr(type(value), "__shipyard_version__", None)
+        if isinstance(version, property):  # a definition that hashes itself (a feature view)
+            self.parts.append((f"version:{name}", str(value.__shipyard_version__)))
+        elif isinstance(value, _CONSTANT_TYPES):
             self.parts.append((f"const:{name}", repr(value)))
         elif isinstance(value, (tuple, frozenset)) and all(
             isinstance(v, _CONSTANT_TYPES) for v in value

@@ -108,6 +108,11 @@ class FeatureView:
         text = json.dumps(self.recipe(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    @property
+    def __shipyard_version__(self) -> str:
+        """What a step's cache key records of a view it uses: its version."""
+        return self.version
+
     def compute(self, frames: Mapping[str, pl.LazyFrame]) -> tuple[pl.LazyFrame, bool]:
         """The view's rows from its sources' frames: transform, rename keys, check schema.
 
@@ -236,6 +241,11 @@ class RequestFeatures:
             "transform": function_hash(self.transform),
         }
         return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def __shipyard_version__(self) -> str:
+        """What a step's cache key records of a group it uses: its version."""
+        return self.version
 
     def compute(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Run the function on ``frame`` and check what it returns."""
