@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from shipyard.cli import artifacts, contract, demo, init, run, runs
+from shipyard.cli import artifacts, contract, demo, features, init, run, runs
 
 app = typer.Typer(
     name="shipyard",
@@ -24,6 +24,7 @@ app.command("demo")(demo.demo)
 app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(contract.app, name="contract")
+app.add_typer(features.app, name="features")
 
 
 # Usage errors (a bad --param, an unknown option) are ClickExceptions: click's own, or in
