@@ -51,6 +51,8 @@ def materialize_view(
     ]
     columns = [*view.keys, EVENT, CREATED, *view.features]
     rows_read = rows_written = 0
+    if progress is not None:
+        progress(view.name, 0, len(parts))
     for done, partition in enumerate(parts, start=1):
         chunk = store.read_partition(partition, columns).filter(_between(lower, upper))
         latest = chunk.group_by(list(view.keys), maintain_order=True).last()
@@ -83,6 +85,13 @@ def encode_rows(
     if frame.height == 0:
         return []
     keys = list(view.keys)
+    odd = [k for k in keys if not (frame.schema[k].is_integer() or frame.schema[k] == pl.String)]
+    if odd:
+        raise FeatureDefinitionError(
+            f"Feature view {view.name!r}: the online store keys entities by integer or string "
+            f"join keys; {odd} are {[str(frame.schema[k]) for k in odd]}. Cast them in the "
+            "transform (e.g. to pl.String)."
+        )
     key = (
         pl.col(keys[0]).cast(pl.String)
         if len(keys) == 1
@@ -268,7 +277,9 @@ def _plan(store: FeatureStore, features: tuple[str, ...]) -> _Plan:
 def _make_plan(store: FeatureStore, features: tuple[str, ...]) -> _Plan:
     pairs = store.resolve(features)
     wanted = list(dict.fromkeys([*pairs, *_uses(store, pairs)]))
-    reads, keys, views = [], [], {}
+    reads: list[_ViewRead] = []
+    keys: list[str] = []
+    views: dict[str, str] = {}
     for name in dict.fromkeys(g for g, _ in wanted if g in store.views):
         view = store.views[name]
         state = store.online.state(name)
@@ -285,13 +296,26 @@ def _make_plan(store: FeatureStore, features: tuple[str, ...]) -> _Plan:
             )
         )
         keys += [k for k in view.keys if k not in keys]
+        _check_unique(chosen, views, name)
         views.update(dict.fromkeys(chosen, name))
     requests = []
     for group in dict.fromkeys(g for g, _ in pairs if g in store.request_features):
         spec = store.request_features[group]
-        requests.append((spec, {f: f for g, f in pairs if g == group}))
-        views.update(dict.fromkeys(spec.features, group))
+        chosen = [f for g, f in pairs if g == group]
+        requests.append((spec, {f: f for f in chosen}))
+        _check_unique(chosen, views, group)
+        views.update(dict.fromkeys(chosen, group))
     return _Plan(reads, requests, keys, views)
+
+
+def _check_unique(chosen: list[str], taken: dict[str, str], group: str) -> None:
+    clash = [f for f in chosen if f in taken and taken[f] != group]
+    if clash:
+        raise FeatureDefinitionError(
+            f"Features {clash} of {group!r} have the same names as features of "
+            f"{sorted({taken[f] for f in clash})}; online results are named by feature. Ask for "
+            "them in separate calls, or rename one of them."
+        )
 
 
 def _uses(store: FeatureStore, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -353,6 +377,12 @@ def _count(columns: Mapping[str, Sequence[Any]], keys: list[str]) -> int:
             f"The entities lack the join key(s) {missing}; the requested features are looked "
             f"up by {keys}. Give them, e.g. {{{missing[0]!r}: [...]}}."
         )
+    for key in keys:
+        if any(value is None for value in columns[key]):
+            raise DataInputError(
+                f"The join key {key!r} is missing (None) for some entities; every entity "
+                "needs a value for every join key."
+            )
     lengths = {len(v) for v in columns.values()}
     if len(lengths) > 1:
         raise DataInputError(
