@@ -140,7 +140,7 @@ CONTENDERS = {
     "polars": "bare Polars: read_parquet both, sort, join_asof (reading included)",
     "duckdb": "DuckDB ASOF LEFT JOIN, (event time, created) ties resolved (reading included)",
     "duckdb_plain": "DuckDB ASOF LEFT JOIN, ties left to DuckDB (reading included)",
-    "shipyard": "shipyard FeatureStore",
+    "shipyard": "shipyard FeatureStore (training_frame, materialize, online_features)",
 }
 
 
@@ -491,8 +491,10 @@ def shipyard_online(store: Any, warmup: int, calls: int) -> dict[str, Any]:
             values = store.online_features({"customer_id": batch}, features=refs).to_dict()
             latencies.append((time.perf_counter_ns() - start) / 1e6)
             if len(checked) < CHECKED_ENTITIES:
+                # output names are "f0".. (as Feast's); "view:f0" if full names are returned
+                columns = [r if r in values else r.partition(":")[2] for r in refs]
                 for position, key in enumerate(values["customer_id"]):
-                    checked.setdefault(str(key), [values[r][position] for r in refs])
+                    checked.setdefault(str(key), [values[c][position] for c in columns])
         latencies.sort()
         results[name] = {
             "p50_ms": percentile(latencies, 0.50),
