@@ -90,7 +90,7 @@ class FeatureDefinitionError(ShipyardError, ValueError):
 
 
 class FeatureNotFoundError(ShipyardError, LookupError):
-    """A requested feature, feature view or entity is not defined; the message lists those that are."""
+    """A requested feature, view or entity is not defined; the message lists the defined ones."""
 
 
 class RunNotFoundError(ShipyardError, LookupError):

@@ -128,6 +128,11 @@ class InMemoryOnlineStore:
             found = self._views.get(view)
             return None if found is None else replace(found, rows=len(self._rows[view]))
 
+    def version(self, view: str) -> str | None:
+        with self._lock:
+            found = self._views.get(view)
+            return None if found is None else found.version
+
     def views(self) -> dict[str, OnlineViewState]:
         with self._lock:
             return {name: replace(s, rows=len(self._rows[name])) for name, s in self._views.items()}
@@ -223,12 +228,14 @@ def _check_names(store: OnlineStore, prefix: str) -> None:
 def _check_lifecycle(store: OnlineStore, prefix: str) -> None:
     view = f"{prefix}_life"
     assert store.state(view) is None, "state() of a view never reset is not None"
+    assert store.version(view) is None, "version() of a view never reset is not None"
     _raises("write() to a view never reset", store.write, view, [], 0, mentions=view)
     _raises("read() from a view never reset", store.read, view, ["k"], mentions=view)
     store.reset(view, "v1", ["a", "b"])
     expected = OnlineViewState("v1", ("a", "b"), None, 0)
     assert store.state(view) == expected, f"after reset: {store.state(view)} != {expected}"
     assert store.views().get(view) == expected, "views() does not show a reset view"
+    assert store.version(view) == "v1", f"version() after reset: {store.version(view)!r}"
     store.drop(view)
     assert store.state(view) is None, "state() of a dropped view is not None"
     assert view not in store.views(), "views() still shows a dropped view"

@@ -44,7 +44,7 @@ def join_view(
     snapshot: pl.DataFrame | None = None
     joined = []
     for partition, (offset, length) in zip(needed, bounds, strict=True):
-        history = read(partition, columns)
+        history = read(partition, columns).rename(features)
         if snapshot is not None:
             history = pl.concat([snapshot, history], how="vertical_relaxed")
         if length:
@@ -52,7 +52,7 @@ def join_view(
         if partition is not needed[-1]:
             snapshot = _latest(history, keys)
     result = pl.concat(joined, how="vertical_relaxed") if len(joined) > 1 else joined[0]
-    return result.drop(EVENT, CREATED).rename(features)
+    return result.drop(EVENT, CREATED)
 
 
 def _needed(

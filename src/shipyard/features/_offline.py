@@ -136,8 +136,8 @@ def _cuts(data: pl.DataFrame, partition_rows: int) -> list[tuple[int, int]]:
     cuts = [0]
     target = partition_rows
     while target < data.height:
-        # move the cut forward to the first row with a new event time
-        cut = int(times.search_sorted(times[target], side="right"))
+        # move the cut forward past the rows that share the event time before it
+        cut = int(times.search_sorted(times[target - 1], side="right"))
         if cut >= data.height:
             break
         cuts.append(cut)

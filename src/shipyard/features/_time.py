@@ -16,8 +16,20 @@ def is_naive(dtype: Any) -> bool:
     return dtype == pl.Date or (isinstance(dtype, pl.Datetime) and dtype.time_zone is None)
 
 
-def to_utc(expr: pl.Expr, dtype: Any, *, what: str = "a timestamp") -> pl.Expr:
-    """``expr`` as UTC microseconds; naive times are taken to be UTC already."""
+def to_utc(expr: pl.Expr, dtype: Any, *, what: str = "a timestamp", ceil: bool = False) -> pl.Expr:
+    """``expr`` as UTC microseconds; naive times are taken to be UTC already.
+
+    Nanoseconds are cut to microseconds, down by default; ``ceil`` rounds feature
+    event times up instead, so a feature row less than a microsecond after an
+    entity row can never be joined to it (at worst a sub-microsecond tie is missed).
+    """
+    if ceil and isinstance(dtype, pl.Datetime) and dtype.time_unit == "ns":
+        zone = dtype.time_zone
+        nanos = expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None) if zone else expr
+        up = ((nanos.cast(pl.Int64) + 999) // 1000).cast(pl.Datetime("us"))
+        expr, dtype = (up.dt.replace_time_zone("UTC"), UTC_US) if zone else (up, pl.Datetime("us"))
+        if zone:
+            return expr
     if dtype == pl.Date:
         return expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     if not isinstance(dtype, pl.Datetime):

@@ -212,6 +212,8 @@ class _Plan:
     requests: list[tuple[Any, dict[str, str]]]
     keys: list[str]
     views: dict[str, str]
+    versions: dict[str, str]
+    extra: list[str]  # features read only because request features use them
 
 
 def read_online(
@@ -231,13 +233,19 @@ def read_online(
     online = store.online
     for read in plan.reads:
         view = read.view
+        if online.version(view.name) != plan.versions[view.name]:
+            _forget(store, tuple(features))
+            _check_state(view, online.state(view.name))
         keys = _encoded(columns, view.keys, count)
         found = online.read(view.name, keys)
         stamps[view.name], status[view.name] = _unpack(found, read, values, now_us)
     for spec, names in plan.requests:
         _request(spec, names, columns, values, plan, count)
+    for name in plan.extra:
+        del values[name]
     given = {k: list(v) for k, v in columns.items()}
-    return OnlineFeatures(given, values, status, plan.views, stamps, now_us)
+    views = {f: v for f, v in plan.views.items() if f not in plan.extra}
+    return OnlineFeatures(given, values, status, views, stamps, now_us)
 
 
 def _unpack(
@@ -274,6 +282,10 @@ def _plan(store: FeatureStore, features: tuple[str, ...]) -> _Plan:
     return plan
 
 
+def _forget(store: FeatureStore, features: tuple[str, ...]) -> None:
+    store.__dict__.get("_online_plans", {}).pop(features, None)
+
+
 def _make_plan(store: FeatureStore, features: tuple[str, ...]) -> _Plan:
     pairs = store.resolve(features)
     wanted = list(dict.fromkeys([*pairs, *_uses(store, pairs)]))
@@ -305,7 +317,10 @@ def _make_plan(store: FeatureStore, features: tuple[str, ...]) -> _Plan:
         requests.append((spec, {f: f for f in chosen}))
         _check_unique(chosen, views, group)
         views.update(dict.fromkeys(chosen, group))
-    return _Plan(reads, requests, keys, views)
+    asked = {f for g, f in pairs if g in store.views}
+    extra = [f for g, f in wanted if g in store.views and f not in asked]
+    versions = {read.view.name: read.view.version for read in reads}
+    return _Plan(reads, requests, keys, views, versions, extra)
 
 
 def _check_unique(chosen: list[str], taken: dict[str, str], group: str) -> None:

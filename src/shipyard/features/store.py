@@ -266,7 +266,12 @@ class FeatureStore:
         entity = self._request_features(entity, pairs, names)
         _log_lineage(used)
         keep = [*rows.columns, *(names[p] for p in pairs)]
-        return entity.select(keep)
+        restored = [
+            pl.col(c).cast(rows.schema[c])
+            for c in rows.columns
+            if entity.schema[c] != rows.schema[c]
+        ]
+        return entity.select(keep).with_columns(restored)
 
     def _with_uses(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
         extra = []

@@ -151,7 +151,9 @@ class FeatureView:
         )
         rows = frame.select(
             *(pl.col(column).alias(key) for key, column in self.column_of.items()),
-            to_utc(pl.col(self.timestamp), schema[self.timestamp], what=what).alias(EVENT),
+            to_utc(pl.col(self.timestamp), schema[self.timestamp], what=what, ceil=True).alias(
+                EVENT
+            ),
             created.alias(CREATED),
             *(pl.col(name) for name in self.schema),
         )

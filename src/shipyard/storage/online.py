@@ -66,6 +66,9 @@ class OnlineStore(Protocol):
     def views(self) -> dict[str, OnlineViewState]:
         """The state of every view, by name."""
 
+    def version(self, view: str) -> str | None:
+        """The version the view was materialized with, cheaply (None if never reset)."""
+
     def reset(self, view: str, version: str, features: Sequence[str]) -> None:
         """Atomically (re)create the view empty, without a watermark."""
 
@@ -203,6 +206,19 @@ class SQLiteOnlineStore:
             except sqlite3.Error as exc:
                 raise self._failure("read from", view, exc) from exc
         return [(found[0][1], found[0][3:])] if found else [None]
+
+    def version(self, view: str) -> str | None:
+        """The version the view was materialized with (None if never reset)."""
+        with self._read_lock:
+            try:
+                found = (
+                    self._read_connection()
+                    .execute("SELECT version FROM _shipyard_views WHERE view = ?", (view,))
+                    .fetchall()
+                )
+            except sqlite3.Error as exc:
+                raise self._failure("read the version of", view, exc) from exc
+        return str(found[0][0]) if found else None
 
     def drop(self, view: str) -> None:
         """Remove the view and its rows (nothing happens if it does not exist)."""
