@@ -172,7 +172,7 @@ def _next_steps(run: Any, directory: Path, latest: Path) -> None:
         "every other step is a cache hit[/]",
         f"{command} run training -p learning_rate=0.05",
         f"{command} features list",
-        f"{command} features get customer_activity --key customer_id=<id>",
+        f"{command} features get customer_activity --key customer_id=<id> --now 2026-02-15",
         f"{command} contract check {CONTRACT} data/{latest.name} --report report.html",
     ):
         console.print(f"  {line}")

@@ -146,6 +146,10 @@ def get(
         list[str] | None,
         typer.Option(help="A request field as name=value, the same for every entity."),
     ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(help=f"Read as of this time: ttl and ages count from it. {TIME_HELP}"),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Online values of features for the given entities, with their status and age.
@@ -155,7 +159,7 @@ def get(
     store = _store()
     entities = _entities(store, key)
     entities.update(_fields(store, field or [], len(key)))
-    found = store.online_features(entities, features)
+    found = store.online_features(entities, features, now=_moment(now, "--now"))
     ages = found.freshness()
     if as_json:
         times = {view: found.event_times(view) for view in found.status}

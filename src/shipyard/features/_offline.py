@@ -93,7 +93,7 @@ def build_history(
 ) -> Build:
     """Compute the view's rows, sort them by time, and store them as partitions."""
     rows, naive = view.compute(frames)
-    data = rows.sort([EVENT, CREATED], nulls_last=False).collect()
+    data = rows.sort([EVENT, CREATED], nulls_last=False, maintain_order=True).collect()
     _check_complete(view, data)
     partitions = [
         _write(store, data.slice(start, length)) for start, length in _cuts(data, partition_rows)

@@ -476,15 +476,13 @@ def _prepared(rows: pl.DataFrame, timestamp: str) -> pl.DataFrame:
 
 def _check_zones(view: FeatureView, build: Build, naive: bool, timestamp: str) -> None:
     if build.rows and build.naive != naive:
-        has, lacks = (
-            ("entity rows", f"view {view.name!r}")
-            if not naive
-            else (f"view {view.name!r}", "entity rows")
-        )
+        rows = f"the entity rows' {timestamp!r}"
+        source = f"feature view {view.name}'s {view.timestamp!r}"
+        has, lacks = (rows, source) if not naive else (source, rows)
         raise DataInputError(
-            f"Naive and time-zone-aware timestamps are mixed: the {has}' times carry a time "
-            f"zone and the {lacks}' do not ({timestamp!r} vs {view.timestamp!r}). Make both "
-            "aware, e.g. pl.col(...).dt.replace_time_zone('UTC'), so times compare correctly."
+            f"Naive and time-zone-aware timestamps are mixed: {has} carries a time zone and "
+            f"{lacks} does not. Make both aware, e.g. pl.col(...).dt.replace_time_zone('UTC'), "
+            "so times compare correctly."
         )
 
 
