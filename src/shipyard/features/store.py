@@ -265,13 +265,8 @@ class FeatureStore:
         entity = entity.sort(ROW)
         entity = self._request_features(entity, pairs, names)
         _log_lineage(used)
-        keep = [*rows.columns, *(names[p] for p in pairs)]
-        restored = [
-            pl.col(c).cast(rows.schema[c])
-            for c in rows.columns
-            if entity.schema[c] != rows.schema[c]
-        ]
-        return entity.select(keep).with_columns(restored)
+        # the caller's own columns as given (keys were cast to join), then the features
+        return rows.hstack(entity.select(names[p] for p in pairs))
 
     def _with_uses(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
         extra = []
