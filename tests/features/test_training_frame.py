@@ -177,22 +177,14 @@ def test_a_row_from_the_future_is_never_used_and_one_at_the_same_time_is(
     assert xs(store, rows) == [None, 1.0, 1.0, 2.0, None]
 
 
-# Known limitation: history keeps microseconds, and feature times round up so that a row
-# from the future is never used; an entity row at the same nanosecond (off a microsecond)
-# therefore misses it. Comparing at nanoseconds when either side has them fixes this.
-SUB_MICROSECOND = pytest.mark.xfail(
-    strict=True, reason="times are compared at microseconds; sub-microsecond ties are missed"
-)
-
-
 @pytest.mark.parametrize(
     ("entity_ns", "expected"),
     [
         (100, [1.0, 1.0]),  # before both feature rows (at 500 ns and 1500 ns)
-        pytest.param(500, [2.0, 1.0], marks=SUB_MICROSECOND),  # same ns as customer 1's row
-        pytest.param(999, [2.0, 1.0], marks=SUB_MICROSECOND),
+        (500, [2.0, 1.0]),  # the very same nanosecond as customer 1's row: used
+        (999, [2.0, 1.0]),
         (1200, [2.0, 1.0]),  # the same microsecond as customer 2's row, 300 ns before it
-        pytest.param(1500, [2.0, 2.0], marks=SUB_MICROSECOND),
+        (1500, [2.0, 2.0]),
     ],
 )
 def test_nanosecond_times_never_join_the_future_and_join_the_same_instant(
@@ -516,7 +508,7 @@ def test_history_partitions_hold_partition_rows_rows_and_never_split_an_event_ti
     build = store.build(["stats"])["stats"]
 
     assert [p.rows for p in build.partitions] == sizes
-    assert [p.min_us for p in build.partitions[1:]] > [p.max_us for p in build.partitions[:-1]]
+    assert [p.min_ns for p in build.partitions[1:]] > [p.max_ns for p in build.partitions[:-1]]
 
 
 def test_training_frames_match_duckdb_asof_join(

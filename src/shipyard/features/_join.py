@@ -18,7 +18,7 @@ import polars as pl
 from shipyard.features._offline import Build, Partition
 from shipyard.features.view import CREATED, EVENT
 
-TIME = "__shipyard_t"  # the entity rows' time, UTC µs, sorted
+TIME = "__shipyard_t"  # the entity rows' time, UTC ns, sorted
 ROW = "__shipyard_row"  # the entity rows' input order
 
 Reader = Callable[[Partition, list[str]], pl.DataFrame]
@@ -40,7 +40,7 @@ def join_view(
     if not needed:
         nulls = [pl.lit(None, dtype=dtypes[name]).alias(out) for name, out in features.items()]
         return entity.with_columns(nulls)
-    bounds = _slices(entity, [p.min_us for p in needed[1:]])
+    bounds = _slices(entity, [p.min_ns for p in needed[1:]])
     snapshot: pl.DataFrame | None = None
     joined = []
     for partition, (offset, length) in zip(needed, bounds, strict=True):
@@ -62,9 +62,10 @@ def _needed(
     ttl allows. Without a ttl every earlier partition may hold an entity's latest row."""
     if entity.height == 0:
         return []
-    first, last = _us(entity[TIME][0]), _us(entity[TIME][-1])
-    oldest = first - _micros(ttl) if ttl is not None else None
-    return [p for p in partitions if p.min_us <= last and (oldest is None or p.max_us >= oldest)]
+    times = entity[TIME].cast(pl.Int64)
+    first, last = int(times[0]), int(times[-1])
+    oldest = first - _micros(ttl) * 1000 if ttl is not None else None
+    return [p for p in partitions if p.min_ns <= last and (oldest is None or p.max_ns >= oldest)]
 
 
 def _slices(entity: pl.DataFrame, starts: list[int]) -> list[tuple[int, int]]:
@@ -97,10 +98,6 @@ def _latest(history: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
     """The newest row of each entity (history is sorted by event then created time)."""
     latest = history.group_by(list(keys), maintain_order=True).last()
     return latest.select(history.columns).sort([EVENT, CREATED], nulls_last=False)
-
-
-def _us(value: dt.datetime) -> int:
-    return int(pl.Series([value]).cast(pl.Int64)[0])
 
 
 def _micros(delta: dt.timedelta) -> int:

@@ -23,12 +23,13 @@ COMPRESSION: Final = "lz4"
 
 @dataclass(frozen=True)
 class Partition:
-    """One Parquet object of history: rows sorted by event time, within [min_us, max_us]."""
+    """One Parquet object of history: rows sorted by event time, within [min_ns, max_ns]
+    (nanoseconds since the epoch, UTC)."""
 
     digest: str
     rows: int
-    min_us: int
-    max_us: int
+    min_ns: int
+    max_ns: int
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,12 @@ class Build:
     @property
     def min_us(self) -> int | None:
         """The earliest event time stored, or None when empty."""
-        return self.partitions[0].min_us if self.partitions else None
+        return self.partitions[0].min_ns // 1000 if self.partitions else None
 
     @property
     def max_us(self) -> int | None:
         """The latest event time stored, or None when empty."""
-        return self.partitions[-1].max_us if self.partitions else None
+        return self.partitions[-1].max_ns // 1000 if self.partitions else None
 
 
 def build_history(

@@ -1,4 +1,5 @@
-"""Event times, normalized: every stored and joined time is a UTC datetime in microseconds."""
+"""Event times, normalized: every stored and joined time is a UTC datetime in nanoseconds,
+so times given in nanoseconds compare exactly (the online store keeps microseconds)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import polars as pl
 
 from shipyard.errors import DataInputError
 
-UTC_US = pl.Datetime("us", "UTC")
+UTC_NS = pl.Datetime("ns", "UTC")
 
 
 def is_naive(dtype: Any) -> bool:
@@ -16,27 +17,15 @@ def is_naive(dtype: Any) -> bool:
     return dtype == pl.Date or (isinstance(dtype, pl.Datetime) and dtype.time_zone is None)
 
 
-def to_utc(expr: pl.Expr, dtype: Any, *, what: str = "a timestamp", ceil: bool = False) -> pl.Expr:
-    """``expr`` as UTC microseconds; naive times are taken to be UTC already.
-
-    Nanoseconds are cut to microseconds, down by default; ``ceil`` rounds feature
-    event times up instead, so a feature row less than a microsecond after an
-    entity row can never be joined to it (at worst a sub-microsecond tie is missed).
-    """
-    if ceil and isinstance(dtype, pl.Datetime) and dtype.time_unit == "ns":
-        zone = dtype.time_zone
-        nanos = expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None) if zone else expr
-        up = ((nanos.cast(pl.Int64) + 999) // 1000).cast(pl.Datetime("us"))
-        expr, dtype = (up.dt.replace_time_zone("UTC"), UTC_US) if zone else (up, pl.Datetime("us"))
-        if zone:
-            return expr
+def to_utc(expr: pl.Expr, dtype: Any, *, what: str = "a timestamp") -> pl.Expr:
+    """``expr`` as UTC nanoseconds; naive times are taken to be UTC already."""
     if dtype == pl.Date:
-        return expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        return expr.cast(pl.Datetime("ns")).dt.replace_time_zone("UTC")
     if not isinstance(dtype, pl.Datetime):
         raise DataInputError(
             f"{what} must be a Datetime (or Date) column, got {dtype}. Parse it first, e.g. "
             "pl.col(...).str.to_datetime()."
         )
     if dtype.time_zone is None:
-        return expr.dt.cast_time_unit("us").dt.replace_time_zone("UTC")
-    return expr.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+        return expr.dt.cast_time_unit("ns").dt.replace_time_zone("UTC")
+    return expr.dt.convert_time_zone("UTC").dt.cast_time_unit("ns")

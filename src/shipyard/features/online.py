@@ -47,7 +47,9 @@ def materialize_view(
     lower = _lower(watermark, start)
     upper = _us(end) if end is not None else _us(dt.datetime.now(dt.UTC))
     parts = [
-        p for p in build.partitions if (lower is None or p.max_us > lower) and p.min_us <= upper
+        p
+        for p in build.partitions
+        if (lower is None or p.max_ns // 1000 > lower) and p.min_ns // 1000 <= upper
     ]
     columns = [*view.keys, EVENT, CREATED, *view.features]
     rows_read = rows_written = 0
@@ -58,7 +60,7 @@ def materialize_view(
         latest = chunk.group_by(list(view.keys), maintain_order=True).last()
         rows_read += chunk.height
         rows_written += online.write(
-            view.name, encode_rows(view, latest), min(upper, partition.max_us)
+            view.name, encode_rows(view, latest), min(upper, partition.max_ns // 1000)
         )
         if progress is not None:
             progress(view.name, done, len(parts))
@@ -99,8 +101,8 @@ def encode_rows(
     )
     head = frame.select(
         key.alias("k"),
-        pl.col(EVENT).cast(pl.Int64),
-        pl.col(CREATED).cast(pl.Int64).fill_null(0),
+        (pl.col(EVENT).cast(pl.Int64) // 1000),
+        (pl.col(CREATED).cast(pl.Int64) // 1000).fill_null(0),
     )
     values = frame.select(_plain(name, dtype) for name, dtype in view.schema.items()).rows()
     return [(k, e, c, v) for (k, e, c), v in zip(head.rows(), values, strict=True)]
@@ -465,10 +467,10 @@ def _latest_as_of(
     columns = [*view.keys, EVENT, CREATED, *view.features]
     latest: pl.DataFrame | None = None
     for partition in build.partitions:
-        if watermark is None or partition.min_us > watermark:
+        if watermark is None or partition.min_ns // 1000 > watermark:
             break
         rows = store.read_partition(partition, columns).filter(
-            pl.col(EVENT).cast(pl.Int64) <= watermark
+            pl.col(EVENT).cast(pl.Int64) // 1000 <= watermark
         )
         if latest is not None:
             rows = pl.concat([latest, rows], how="vertical_relaxed")
@@ -506,5 +508,5 @@ def _lower(watermark: int | None, start: dt.datetime | None) -> int | None:
 
 
 def _between(lower: int | None, upper: int) -> pl.Expr:
-    time_us = pl.col(EVENT).cast(pl.Int64)
+    time_us = pl.col(EVENT).cast(pl.Int64) // 1000
     return (time_us <= upper) if lower is None else (time_us > lower) & (time_us <= upper)

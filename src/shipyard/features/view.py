@@ -16,7 +16,7 @@ from shipyard.features.source import Source
 if TYPE_CHECKING:
     import polars as pl
 
-EVENT = "__event_ts"  # the normalized event time in stored history (UTC, µs)
+EVENT = "__event_ts"  # the normalized event time in stored history (UTC, ns)
 CREATED = "__created_ts"  # the normalized created time, for ties on EVENT
 
 
@@ -147,13 +147,11 @@ class FeatureView:
         created = (
             to_utc(pl.col(self.created_timestamp), schema[self.created_timestamp], what=what)
             if self.created_timestamp
-            else pl.lit(None, dtype=pl.Datetime("us", "UTC"))
+            else pl.lit(None, dtype=pl.Datetime("ns", "UTC"))
         )
         rows = frame.select(
             *(pl.col(column).alias(key) for key, column in self.column_of.items()),
-            to_utc(pl.col(self.timestamp), schema[self.timestamp], what=what, ceil=True).alias(
-                EVENT
-            ),
+            to_utc(pl.col(self.timestamp), schema[self.timestamp], what=what).alias(EVENT),
             created.alias(CREATED),
             *(pl.col(name) for name in self.schema),
         )
