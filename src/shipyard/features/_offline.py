@@ -3,7 +3,6 @@ the artifact store, indexed in the metadata store by view version and source con
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 import uuid
@@ -92,23 +91,44 @@ def build_history(
     store: ArtifactStore,
     partition_rows: int,
 ) -> Build:
-    """Compute the view's rows, sort them by time, and store them as partitions."""
+    """Compute the view's rows, sort them by time, and store them as partitions.
+
+    The computed rows are streamed to a scratch Parquet file first; each partition is
+    then one time range of it, read, sorted and written alone, so memory holds one
+    partition and the event-time column, not the whole history.
+    """
     rows, naive = view.compute(frames)
-    data = rows.sort([EVENT, CREATED], nulls_last=False, maintain_order=True).collect()
-    _check_complete(view, data)
-    partitions = [
-        _write(store, data.slice(start, length)) for start, length in _cuts(data, partition_rows)
-    ]
+    scratch = store.staging_path()
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        rows.sink_parquet(scratch, compression=COMPRESSION)
+        scan = pl.scan_parquet(scratch)
+        _check_complete(view, scan)
+        times = scan.select(pl.col(EVENT).cast(pl.Int64)).collect()[EVENT].sort()
+        partitions = [
+            _write(store, _time_range(scan, low, high))
+            for low, high in _ranges(times, partition_rows)
+        ]
+    finally:
+        scratch.unlink(missing_ok=True)
     return Build(
         id=uuid.uuid4().hex,
         view=view.name,
         version=view.version,
         fingerprint=fingerprint,
         partitions=tuple(partitions),
-        rows=data.height,
+        rows=len(times),
         naive=naive,
         created_at=time.time(),
     )
+
+
+def _time_range(scan: pl.LazyFrame, low: int, high: int | None) -> pl.DataFrame:
+    """The rows with low <= event time < high (no upper bound for None), sorted by time;
+    rows tied on both times keep their order."""
+    event = pl.col(EVENT).cast(pl.Int64)
+    chosen = scan.filter(event >= low if high is None else (event >= low) & (event < high))
+    return chosen.collect().sort([EVENT, CREATED], nulls_last=False, maintain_order=True)
 
 
 def read_partition(store: ArtifactStore, partition: Partition, columns: list[str]) -> pl.DataFrame:
@@ -117,9 +137,9 @@ def read_partition(store: ArtifactStore, partition: Partition, columns: list[str
     return pl.read_parquet(path, columns=columns)
 
 
-def _check_complete(view: FeatureView, data: pl.DataFrame) -> None:
+def _check_complete(view: FeatureView, scan: pl.LazyFrame) -> None:
     columns = [*view.keys, EVENT]
-    nulls = data.select(pl.col(columns).null_count()).row(0)
+    nulls = scan.select(pl.col(columns).null_count()).collect().row(0)
     bad = {name: count for name, count in zip(columns, nulls, strict=True) if count}
     if bad:
         named = {(view.timestamp if k == EVENT else view.column_of[k]): n for k, n in bad.items()}
@@ -129,22 +149,21 @@ def _check_complete(view: FeatureView, data: pl.DataFrame) -> None:
         )
 
 
-def _cuts(data: pl.DataFrame, partition_rows: int) -> list[tuple[int, int]]:
-    """Slices of about ``partition_rows`` rows that never split one event time."""
-    if data.height == 0:
+def _ranges(times: pl.Series, partition_rows: int) -> list[tuple[int, int | None]]:
+    """Event-time ranges [low, high) of about ``partition_rows`` rows each (``times`` is
+    sorted); one event time never spans two ranges."""
+    if times.is_empty():
         return []
-    times = data[EVENT].cast(pl.Int64)
-    cuts = [0]
+    lows = [int(times[0])]
     target = partition_rows
-    while target < data.height:
-        # move the cut forward past the rows that share the event time before it
+    while target < len(times):
+        # the next range starts at the first time after the one before the target row
         cut = int(times.search_sorted(times[target - 1], side="right"))
-        if cut >= data.height:
+        if cut >= len(times):
             break
-        cuts.append(cut)
+        lows.append(int(times[cut]))
         target = cut + partition_rows
-    cuts.append(data.height)
-    return [(a, b - a) for a, b in itertools.pairwise(cuts) if b > a]
+    return [(low, high) for low, high in zip(lows, [*lows[1:], None], strict=True)]
 
 
 def _write(store: ArtifactStore, rows: pl.DataFrame) -> Partition:
