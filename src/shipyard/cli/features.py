@@ -256,7 +256,12 @@ def _fields(store: Any, given: list[str], count: int) -> dict[str, list[Any]]:
 
 
 def _typed(text: str, dtype: Any, name: str, option: str) -> Any:
-    """Numbers for numeric dtypes (``int("017")`` encodes as the stored ``"17"``)."""
+    """Numbers for numeric dtypes (``int("017")`` encodes as the stored ``"17"``), times
+    for datetime fields (ISO 8601; naive means UTC)."""
+    if dtype is not None and dtype.is_temporal():
+        moment = _moment(text, option)
+        assert moment is not None
+        return moment.date() if dtype.__class__.__name__ == "Date" else moment
     if dtype is None or not dtype.is_numeric():
         return text
     try:

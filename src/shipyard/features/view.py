@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from shipyard.errors import FeatureDefinitionError
+from shipyard.errors import DataInputError, FeatureDefinitionError
 from shipyard.features.entity import Entity, check_name
 from shipyard.features.source import Source
 
@@ -257,9 +257,17 @@ class RequestFeatures:
                 f"Request features {self.name!r} need the request fields {missing}; the rows "
                 f"given have {frame.columns}. Add them to the entity rows or the request."
             )
-        typed = frame.with_columns(
-            pl.col(name).cast(dtype) for name, dtype in self.request_schema.items()
-        )
+        try:
+            typed = frame.with_columns(
+                pl.col(name).cast(dtype) for name, dtype in self.request_schema.items()
+            )
+        except pl.exceptions.PolarsError as exc:
+            given = {name: str(frame.schema[name]) for name in self.request_schema}
+            raise DataInputError(
+                f"Request features {self.name!r}: the request fields must convert to "
+                f"{ {k: str(v) for k, v in self.request_schema.items()} }, got {given} "
+                f"({str(exc).splitlines()[0]}). Send values of those types."
+            ) from None
         produced = self.transform(typed)
         if not isinstance(produced, pl.DataFrame) or produced.height != frame.height:
             got = produced.height if isinstance(produced, pl.DataFrame) else type(produced).__name__
