@@ -36,7 +36,12 @@ def materialize_view(
     progress: Progress | None,
 ) -> dict[str, Any]:
     """Write the latest row per entity with an event time in (watermark, end] (or
-    [start, end]), one partition per transaction, moving the watermark with each."""
+    [start, end]), one partition per transaction, moving the watermark with each.
+
+    When the history was rebuilt since the last materialization (new source data), the
+    partitions from the first one that changed are written again, so rows that arrived
+    late, with event times at or before the watermark, reach the online store too.
+    """
     began = time.perf_counter()
     online = store.online
     state = online.state(view.name)
@@ -45,6 +50,8 @@ def materialize_view(
         online.reset(view.name, build.version, view.features)
     watermark = None if reset or state is None else state.watermark_us
     lower = _lower(watermark, start)
+    if start is None:
+        lower = _since_changed(store, view, build, lower)
     upper = _us(end) if end is not None else _us(dt.datetime.now(dt.UTC))
     parts = [
         p
@@ -67,6 +74,16 @@ def materialize_view(
     if build.max_us is not None:
         online.write(view.name, [], min(upper, build.max_us))
     final = online.state(view.name)
+    store.project.metadata.record_materialization(
+        {
+            "view": view.name,
+            "online_url": online.url,
+            "build_id": build.id,
+            "version": build.version,
+            "watermark_us": final.watermark_us if final else None,
+            "created_at": time.time(),
+        }
+    )
     return {
         "view": view.name,
         "version": build.version,
@@ -78,6 +95,21 @@ def materialize_view(
         "watermark": _iso(final.watermark_us if final else None),
         "seconds": time.perf_counter() - began,
     }
+
+
+def _since_changed(
+    store: FeatureStore, view: FeatureView, build: Build, lower: int | None
+) -> int | None:
+    """``lower``, moved back to the first partition that differs from the last build
+    materialized into this online store (partitions are content-addressed)."""
+    metadata = store.project.metadata
+    last = metadata.last_materialization(view.name, store.online.url)
+    if lower is None or last is None or last["build_id"] == build.id:
+        return lower
+    row = metadata.get_feature_build(last["build_id"])
+    old = {p.digest for p in Build.from_row(row).partitions} if row else set()
+    changed = next((p for p in build.partitions if p.digest not in old), None)
+    return lower if changed is None else min(lower, changed.min_ns // 1000 - 1)
 
 
 def encode_rows(

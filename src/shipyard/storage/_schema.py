@@ -143,6 +143,20 @@ feature_builds = sa.Table(
 )
 
 
+feature_materializations = sa.Table(
+    "feature_materializations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("view", sa.String(255), nullable=False),
+    sa.Column("online_url", sa.Text, nullable=False),
+    sa.Column("build_id", sa.String(32), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("watermark_us", sa.BigInteger),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_feature_materializations_view", "view", "created_at"),
+)
+
+
 def _v1_initial(conn: sa.Connection) -> None:
     """Runs, step runs, artifacts, lineage, params and metrics."""
     legacy = sa.MetaData()
@@ -159,8 +173,10 @@ def _v2_tags_and_resume(conn: sa.Connection) -> None:
 
 
 def _v3_feature_builds(conn: sa.Connection) -> None:
-    """The offline store's index: which partitions hold each feature view's history."""
+    """The offline store's index (which partitions hold each feature view's history) and
+    which build each online store was last materialized from."""
     feature_builds.create(conn)
+    feature_materializations.create(conn)
 
 
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [

@@ -345,6 +345,30 @@ class MetadataStore:
             found = conn.execute(stmt).mappings().first()
         return dict(found) if found else None
 
+    def get_feature_build(self, build_id: str) -> Row | None:
+        """One build by id."""
+        stmt = sa.select(s.feature_builds).where(s.feature_builds.c.id == build_id)
+        with self._read() as conn:
+            found = conn.execute(stmt).mappings().first()
+        return dict(found) if found else None
+
+    def record_materialization(self, row: Row) -> None:
+        """Record that ``row["view"]`` in ``row["online_url"]`` now holds ``row["build_id"]``."""
+        self._write(lambda conn: conn.execute(s.feature_materializations.insert().values(**row)))
+
+    def last_materialization(self, view: str, online_url: str) -> Row | None:
+        """The newest materialization of ``view`` into the online store at ``online_url``."""
+        table = s.feature_materializations
+        stmt = (
+            sa.select(table)
+            .where(table.c.view == view, table.c.online_url == online_url)
+            .order_by(table.c.created_at.desc(), table.c.id.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            found = conn.execute(stmt).mappings().first()
+        return dict(found) if found else None
+
     def latest_feature_builds(self) -> dict[str, Row]:
         """The newest build of every feature view, by view name."""
         table = s.feature_builds
