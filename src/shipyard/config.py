@@ -50,7 +50,9 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "definitions": _Key(
             list, ["features"], "modules (relative to the project) that define feature views"
         ),
-        "partition_rows": _Key(int, 1_000_000, "rows per Parquet partition of feature history"),
+        "partition_rows": _Key(
+            int, 1_000_000, "most rows per Parquet partition of feature history (and ~64 MB)"
+        ),
     },
     "executor": {
         "kind": _Key(str, "local", "'local'"),

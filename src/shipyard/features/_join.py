@@ -45,14 +45,35 @@ def join_view(
     joined = []
     for partition, (offset, length) in zip(needed, bounds, strict=True):
         history = read(partition, columns).rename(features)
-        if snapshot is not None:
-            history = pl.concat([snapshot, history], how="vertical_relaxed")
         if length:
-            joined.append(_asof(entity.slice(offset, length), history, keys, ttl))
+            rows = entity.slice(offset, length)
+            joined.append(_asof_with_snapshot(rows, history, snapshot, keys, ttl))
         if partition is not needed[-1]:
-            snapshot = _latest(history, keys)
+            latest = _latest(history, keys)
+            snapshot = latest if snapshot is None else _latest(pl.concat([snapshot, latest]), keys)
+        del history  # one partition in memory at a time
     result = pl.concat(joined, how="vertical_relaxed") if len(joined) > 1 else joined[0]
     return result.drop(EVENT, CREATED)
+
+
+def _asof_with_snapshot(
+    rows: pl.DataFrame,
+    history: pl.DataFrame,
+    snapshot: pl.DataFrame | None,
+    keys: Sequence[str],
+    ttl: dt.timedelta | None,
+) -> pl.DataFrame:
+    """Join against the partition; rows it has no match for, against the snapshot of the
+    partitions before (all older, so a match in the partition always wins)."""
+    matched = _asof(rows, history, keys, ttl)
+    if snapshot is None or snapshot.height == 0:
+        return matched
+    missing = matched.filter(pl.col(EVENT).is_null())
+    if missing.height == 0:
+        return matched
+    earlier = _asof(missing.select(rows.columns), snapshot, keys, ttl)
+    found = matched.filter(pl.col(EVENT).is_not_null())
+    return pl.concat([found, earlier], how="vertical_relaxed").sort(TIME, maintain_order=True)
 
 
 def _needed(

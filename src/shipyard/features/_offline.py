@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from shipyard.storage.artifacts import ArtifactStore
 
 COMPRESSION: Final = "lz4"
+PARTITION_BYTES: Final = 64 * 1024 * 1024  # in memory, so a join holds little at a time
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ def build_history(
         scan = pl.scan_parquet(scratch)
         _check_complete(view, scan)
         times = scan.select(pl.col(EVENT).cast(pl.Int64)).collect()[EVENT].sort()
+        partition_rows = _rows_per_partition(scan.collect_schema(), partition_rows)
         partitions = [
             _write(store, _time_range(scan, low, high))
             for low, high in _ranges(times, partition_rows)
@@ -156,6 +158,18 @@ def _check_complete(view: FeatureView, scan: pl.LazyFrame) -> None:
             f"Feature view {view.name!r}: rows without a key or an event time cannot be placed "
             f"(null counts: {named}). Drop or fill them in the transform, or fix the source."
         )
+
+
+def _rows_per_partition(schema: pl.Schema, most: int) -> int:
+    """``most`` rows, or fewer for wide rows, so a partition stays near PARTITION_BYTES."""
+    width = sum(_bytes(dtype) for dtype in schema.values())
+    return max(1, min(most, PARTITION_BYTES // max(width, 1)))
+
+
+def _bytes(dtype: pl.DataType) -> int:
+    if dtype.is_numeric() or dtype.is_temporal():
+        return 8
+    return 32  # strings and the rest: a guess at an average width
 
 
 def _ranges(times: pl.Series, partition_rows: int) -> list[tuple[int, int | None]]:
