@@ -1,11 +1,9 @@
-"""The online path: materialize the latest values into the online store, read them back
-for serving with the same types and ttl as training, and check the two agree (skew)."""
+"""The online path, read side: the latest values from the online store, with the same
+types and ttl as training, and request features computed by the training function."""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,150 +12,13 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from shipyard.errors import DataInputError, FeatureDefinitionError, OnlineStoreError
-from shipyard.features._offline import Build
-from shipyard.features.view import CREATED, EVENT, FeatureView
+from shipyard.features._time import EPOCH, us_of
+from shipyard.features.view import FeatureView
 
 if TYPE_CHECKING:
-    from shipyard.features.store import FeatureStore, Progress
+    from shipyard.features.store import FeatureStore
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 Decoder = Callable[[Any], Any]
-
-
-# -- materialization ------------------------------------------------------------------
-
-
-def materialize_view(
-    store: FeatureStore,
-    view: FeatureView,
-    build: Build,
-    start: dt.datetime | None,
-    end: dt.datetime | None,
-    progress: Progress | None,
-) -> dict[str, Any]:
-    """Write the latest row per entity with an event time in (watermark, end] (or
-    [start, end]), one partition per transaction, moving the watermark with each.
-
-    When the history was rebuilt since the last materialization (new source data), the
-    partitions from the first one that changed are written again, so rows that arrived
-    late, with event times at or before the watermark, reach the online store too.
-    """
-    began = time.perf_counter()
-    online = store.online
-    state = online.state(view.name)
-    reset = state is None or state.version != build.version or state.features != view.features
-    if reset:
-        online.reset(view.name, build.version, view.features)
-    watermark = None if reset or state is None else state.watermark_us
-    lower = _lower(watermark, start)
-    if start is None:
-        lower = _since_changed(store, view, build, lower)
-    upper = _us(end) if end is not None else _us(dt.datetime.now(dt.UTC))
-    parts = [
-        p
-        for p in build.partitions
-        if (lower is None or p.max_ns // 1000 > lower) and p.min_ns // 1000 <= upper
-    ]
-    columns = [*view.keys, EVENT, CREATED, *view.features]
-    rows_read = rows_written = 0
-    if progress is not None:
-        progress(view.name, 0, len(parts))
-    for done, partition in enumerate(parts, start=1):
-        chunk = store.read_partition(partition, columns).filter(_between(lower, upper))
-        latest = chunk.group_by(list(view.keys), maintain_order=True).last()
-        rows_read += chunk.height
-        rows_written += online.write(
-            view.name, encode_rows(view, latest), min(upper, partition.max_ns // 1000)
-        )
-        if progress is not None:
-            progress(view.name, done, len(parts))
-    if build.max_us is not None:
-        online.write(view.name, [], min(upper, build.max_us))
-    final = online.state(view.name)
-    store.project.metadata.record_materialization(
-        {
-            "view": view.name,
-            "online_url": online.url,
-            "build_id": build.id,
-            "version": build.version,
-            "watermark_us": final.watermark_us if final else None,
-            "created_at": time.time(),
-        }
-    )
-    return {
-        "view": view.name,
-        "version": build.version,
-        "rebuilt": reset,
-        "partitions": len(parts),
-        "rows_read": rows_read,
-        "rows_written": rows_written,
-        "entities": final.rows if final else 0,
-        "watermark": _iso(final.watermark_us if final else None),
-        "seconds": time.perf_counter() - began,
-    }
-
-
-def _since_changed(
-    store: FeatureStore, view: FeatureView, build: Build, lower: int | None
-) -> int | None:
-    """``lower``, moved back to the first partition that differs from the last build
-    materialized into this online store (partitions are content-addressed)."""
-    metadata = store.project.metadata
-    last = metadata.last_materialization(view.name, store.online.url)
-    if lower is None or last is None or last["build_id"] == build.id:
-        return lower
-    row = metadata.get_feature_build(last["build_id"])
-    old = {p.digest for p in Build.from_row(row).partitions} if row else set()
-    changed = next((p for p in build.partitions if p.digest not in old), None)
-    return lower if changed is None else min(lower, changed.min_ns // 1000 - 1)
-
-
-def encode_rows(
-    view: FeatureView, frame: pl.DataFrame
-) -> list[tuple[str, int, int, tuple[Any, ...]]]:
-    """Rows for the online store: encoded key, event and created µs, plain values."""
-    if frame.height == 0:
-        return []
-    keys = list(view.keys)
-    odd = [k for k in keys if not (frame.schema[k].is_integer() or frame.schema[k] == pl.String)]
-    if odd:
-        raise FeatureDefinitionError(
-            f"Feature view {view.name!r}: the online store keys entities by integer or string "
-            f"join keys; {odd} are {[str(frame.schema[k]) for k in odd]}. Cast them in the "
-            "transform (e.g. to pl.String)."
-        )
-    key = (
-        pl.col(keys[0]).cast(pl.String)
-        if len(keys) == 1
-        else pl.concat_str([pl.col(k).cast(pl.String) for k in keys], separator="\x1f")
-    )
-    head = frame.select(
-        key.alias("k"),
-        (pl.col(EVENT).cast(pl.Int64) // 1000),
-        (pl.col(CREATED).cast(pl.Int64) // 1000).fill_null(0),
-    )
-    values = frame.select(_plain(name, dtype) for name, dtype in view.schema.items()).rows()
-    return [(k, e, c, v) for (k, e, c), v in zip(head.rows(), values, strict=True)]
-
-
-def _plain(name: str, dtype: pl.DataType) -> pl.Expr:
-    column = pl.col(name)
-    if isinstance(dtype, pl.Datetime):
-        return column.dt.cast_time_unit("us").cast(pl.Int64)
-    if isinstance(dtype, pl.Duration):
-        return column.dt.cast_time_unit("us").cast(pl.Int64)
-    if dtype == pl.Date:
-        return column.cast(pl.Int32).cast(pl.Int64)
-    if dtype == pl.Boolean:
-        return column.cast(pl.Int64)
-    if isinstance(dtype, pl.Categorical | pl.Enum):
-        return column.cast(pl.String)
-    if dtype.is_numeric() or dtype == pl.String:
-        return column
-    raise FeatureDefinitionError(
-        f"The feature {name!r} is a {dtype}, which the online store cannot hold; online "
-        "features are numbers, strings, booleans, dates, datetimes and durations."
-    )
 
 
 def _decoder(dtype: pl.DataType) -> Decoder | None:
@@ -173,9 +34,6 @@ def _decoder(dtype: pl.DataType) -> Decoder | None:
     if dtype == pl.Boolean:
         return lambda v: None if v is None else bool(v)
     return None
-
-
-# -- reading ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -260,7 +118,7 @@ def read_online(
     plan = _plan(store, tuple(features))
     columns = _columns(entities)
     count = _count(columns, plan.keys)
-    now_us = _us(now) if now is not None else int(time.time() * 1_000_000)
+    now_us = us_of(now) if now is not None else int(time.time() * 1_000_000)
     values: dict[str, list[Any]] = {}
     status: dict[str, list[str]] = {}
     stamps: dict[str, list[int | None]] = {}
@@ -446,99 +304,3 @@ def _encoded(columns: Mapping[str, Sequence[Any]], keys: Sequence[str], count: i
         return [str(v) for v in columns[keys[0]]]
     parts = [columns[k] for k in keys]
     return ["\x1f".join(str(p[i]) for p in parts) for i in range(count)]
-
-
-# -- skew ------------------------------------------------------------------------------
-
-
-def skew(store: FeatureStore, view_name: str, sample: int, seed: int) -> dict[str, Any]:
-    """Recompute a sample of online values from the offline history and compare."""
-    view = store.view(view_name)
-    state = store.online.state(view.name)
-    _check_state(view, state)
-    assert state is not None
-    build = store.build([view.name])[view.name]
-    expected = _latest_as_of(store, view, build, state.watermark_us)
-    chosen = sorted(
-        random.Random(seed).sample(range(expected.height), min(sample, expected.height))
-    )
-    rows = expected[chosen]
-    encoded = encode_rows(view, rows)
-    found = store.online.read(view.name, [r[0] for r in encoded])
-    mismatches: list[dict[str, Any]] = []
-    for (key, event, _, offline), online in zip(encoded, found, strict=True):
-        if online is None:
-            mismatches.append({"key": key, "feature": None, "offline": "present", "online": None})
-            continue
-        if online[0] != event:
-            mismatches.append(
-                {
-                    "key": key,
-                    "feature": "event_time",
-                    "offline": _iso(event),
-                    "online": _iso(online[0]),
-                }
-            )
-        for name, a, b in zip(view.features, offline, online[1], strict=True):
-            if not _same(a, b):
-                mismatches.append({"key": key, "feature": name, "offline": a, "online": b})
-    return {
-        "view": view.name,
-        "version": view.version,
-        "watermark": _iso(state.watermark_us),
-        "entities_offline": expected.height,
-        "entities_online": state.rows,
-        "sampled": len(chosen),
-        "mismatches": mismatches,
-    }
-
-
-def _latest_as_of(
-    store: FeatureStore, view: FeatureView, build: Build, watermark: int | None
-) -> pl.DataFrame:
-    columns = [*view.keys, EVENT, CREATED, *view.features]
-    latest: pl.DataFrame | None = None
-    for partition in build.partitions:
-        if watermark is None or partition.min_ns // 1000 > watermark:
-            break
-        rows = store.read_partition(partition, columns).filter(
-            pl.col(EVENT).cast(pl.Int64) // 1000 <= watermark
-        )
-        if latest is not None:
-            rows = pl.concat([latest, rows], how="vertical_relaxed")
-        latest = rows.group_by(list(view.keys), maintain_order=True).last()
-    return latest if latest is not None else pl.DataFrame(schema=dict.fromkeys(columns, pl.Null))
-
-
-def _same(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return (a is None or (isinstance(a, float) and math.isnan(a))) and (
-            b is None or (isinstance(b, float) and math.isnan(b))
-        )
-    if isinstance(a, float) and isinstance(b, float):
-        return a == b or (math.isnan(a) and math.isnan(b))
-    return bool(a == b)
-
-
-# -- time ------------------------------------------------------------------------------
-
-
-def _us(value: dt.datetime) -> int:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    delta = value - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _iso(us: int | None) -> str | None:
-    return None if us is None else (EPOCH + dt.timedelta(microseconds=us)).isoformat()
-
-
-def _lower(watermark: int | None, start: dt.datetime | None) -> int | None:
-    """Rows strictly after this time are written (None: from the beginning)."""
-    return watermark if start is None else _us(start) - 1  # an explicit start backfills
-
-
-def _between(lower: int | None, upper: int) -> pl.Expr:
-    time_us = pl.col(EVENT).cast(pl.Int64) // 1000
-    return (time_us <= upper) if lower is None else (time_us > lower) & (time_us <= upper)

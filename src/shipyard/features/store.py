@@ -16,11 +16,22 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from shipyard.errors import DataInputError, FeatureDefinitionError, FeatureNotFoundError
+from shipyard.errors import FeatureDefinitionError, FeatureNotFoundError
 from shipyard.features import _offline
-from shipyard.features._join import ROW, TIME, join_view
+from shipyard.features._join import ROW, join_view
 from shipyard.features._offline import Build
-from shipyard.features._time import is_naive, to_utc
+from shipyard.features._time import is_naive
+from shipyard.features._training import (
+    as_frame,
+    check_zones,
+    current_run,
+    describe_view,
+    keys_like,
+    log_lineage,
+    output_names,
+    prepared,
+    uses_as_named,
+)
 from shipyard.features.entity import Entity
 from shipyard.features.source import Source
 from shipyard.features.view import FeatureView, RequestFeatures
@@ -175,7 +186,7 @@ class FeatureStore:
                 self.project.artifacts,
                 self.project.settings.partition_rows,
             )
-            self.project.metadata.record_feature_build(build.to_row(_current_run()))
+            self.project.metadata.record_feature_build(build.to_row(current_run()))
             logger.info("built %s v%s: %d rows", view.name, version, build.rows)
         self._builds[view.name, version, fingerprint] = build
         return build
@@ -236,24 +247,24 @@ class FeatureStore:
         Inside a running step, the versions of the views used are logged as params
         (``feature_view.<name>``), so the run's lineage names them.
         """
-        rows = _as_frame(entity_rows)
+        rows = as_frame(entity_rows)
         pairs = self.resolve(features)
-        names = _output_names(pairs, rows.columns, full_names)
+        names = output_names(pairs, rows.columns, full_names)
         needed = self._with_uses(pairs)
-        entity = _prepared(rows, timestamp)
+        entity = prepared(rows, timestamp)
         naive = is_naive(rows.schema[timestamp])
         used: dict[str, str] = {}
         for view_name in dict.fromkeys(g for g, _ in needed if g in self.views):
             view = self.views[view_name]
             build = self._build(view, sources or {})
-            _check_zones(view, build, naive, timestamp)
+            check_zones(view, build, naive, timestamp)
             wanted = {
                 f: names.get((view_name, f), f"__use__{view_name}__{f}")
                 for g, f in needed
                 if g == view_name
             }
             entity = join_view(
-                _keys_like(entity, view, self),
+                keys_like(entity, view, self),
                 build,
                 view.keys,
                 wanted,
@@ -264,7 +275,7 @@ class FeatureStore:
             used[view_name] = f"{build.version} (build {build.id[:8]}, {build.rows} rows)"
         entity = entity.sort(ROW)
         entity = self._request_features(entity, pairs, names)
-        _log_lineage(used)
+        log_lineage(used)
         # the caller's own columns as given (keys were cast to join), then the features
         return rows.hstack(entity.select(names[p] for p in pairs))
 
@@ -280,7 +291,7 @@ class FeatureStore:
     ) -> pl.DataFrame:
         for group in dict.fromkeys(g for g, _ in pairs if g in self.request_features):
             spec = self.request_features[group]
-            inputs = frame.with_columns(_uses_as_named(spec, names))
+            inputs = frame.with_columns(uses_as_named(spec, names))
             computed = spec.compute(inputs)
             wanted = {f: names[group, f] for g, f in pairs if g == group}
             frame = frame.with_columns(
@@ -300,7 +311,9 @@ class FeatureStore:
         chosen = [self.view(n) for n in names] if names is not None else list(self.views.values())
         builds = self.latest_builds()
         online = self.online.views()
-        return [_describe(view, builds.get(view.name), online.get(view.name)) for view in chosen]
+        return [
+            describe_view(view, builds.get(view.name), online.get(view.name)) for view in chosen
+        ]
 
     # -- the online store --------------------------------------------------------------
 
@@ -320,7 +333,7 @@ class FeatureStore:
         rewritten from scratch. ``start``/``end`` bound the event times (``end``
         defaults to now).
         """
-        from shipyard.features.online import materialize_view
+        from shipyard.features._materialize import materialize_view
 
         names = list(self.views) if views is None else list(views)
         return [
@@ -356,53 +369,9 @@ class FeatureStore:
         The expected value of an entity is its latest history row at or before the
         view's watermark, so a correct materialization has no mismatch at all.
         """
-        from shipyard.features.online import skew
+        from shipyard.features._skew import skew
 
         return skew(self, view, sample, seed)
-
-
-def _describe(view: FeatureView, build: Build | None, state: Any) -> dict[str, Any]:
-    from shipyard.features.online import _iso
-
-    version = view.version
-    needs = []
-    if build is None or build.version != version:
-        needs.append("build")
-    if state is None or state.version != version:
-        needs.append("materialize")
-    offline = None
-    if build is not None:
-        offline = {
-            "version": build.version,
-            "build": build.id,
-            "rows": build.rows,
-            "partitions": len(build.partitions),
-            "from": _iso(build.min_us),
-            "to": _iso(build.max_us),
-        }
-    online = None
-    if state is not None:
-        online = {
-            "version": state.version,
-            "entities": state.rows,
-            "watermark": _iso(state.watermark_us),
-        }
-    return {
-        "name": view.name,
-        "version": version,
-        "entities": [e.name for e in view.entities],
-        "keys": dict(view.column_of),
-        "features": {name: str(dtype) for name, dtype in view.schema.items()},
-        "timestamp": view.timestamp,
-        "created_timestamp": view.created_timestamp,
-        "ttl_seconds": None if view.ttl is None else view.ttl.total_seconds(),
-        "sources": {name: f"{src.kind}:{src.location}" for name, src in view.sources.items()},
-        "description": view.description,
-        "owner": view.owner,
-        "offline": offline,
-        "online": online,
-        "needs": needs,
-    }
 
 
 def _unknown(
@@ -414,113 +383,3 @@ def _unknown(
         f"No feature {ref!r}. Refer to features as 'view:feature' or to a whole view by its "
         f"name. Defined: {', '.join(known) or 'none'}."
     )
-
-
-def _as_frame(rows: Any) -> pl.DataFrame:
-    if isinstance(rows, pl.LazyFrame):
-        return rows.collect()
-    if isinstance(rows, pl.DataFrame):
-        return rows
-    if type(rows).__module__.startswith("pandas"):
-        converted: pl.DataFrame = pl.from_pandas(rows)
-        return converted
-    raise DataInputError(
-        f"Entity rows must be a Polars or pandas DataFrame, got {type(rows).__name__}."
-    )
-
-
-def _output_names(
-    pairs: list[tuple[str, str]], existing: Sequence[str], full: bool
-) -> dict[tuple[str, str], str]:
-    names = {(g, f): f"{g}__{f}" if full else f for g, f in pairs}
-    seen: dict[str, tuple[str, str]] = {}
-    for pair, name in names.items():
-        if name in existing or name in seen:
-            other = (
-                f"the entity rows' column {name!r}"
-                if name in existing
-                else f"{seen[name][0]}:{name}"
-            )
-            raise FeatureDefinitionError(
-                f"The feature {pair[0]}:{pair[1]} would be named {name!r}, like {other}. Pass "
-                "full_names=True to name columns view__feature, or rename the column."
-            )
-        seen[name] = pair
-    return names
-
-
-def _prepared(rows: pl.DataFrame, timestamp: str) -> pl.DataFrame:
-    if timestamp not in rows.columns:
-        times = [c for c, t in rows.schema.items() if isinstance(t, pl.Datetime) or t == pl.Date]
-        raise DataInputError(
-            f"The entity rows have no timestamp column {timestamp!r}; each row needs the "
-            f"time to get features as of. Time columns there: {times or 'none'}. Pass "
-            "timestamp='<column>' or add the column."
-        )
-    what = f"The entity rows' timestamp {timestamp!r}"
-    time = to_utc(pl.col(timestamp), rows.schema[timestamp], what=what)
-    entity = rows.with_row_index(ROW).with_columns(time.alias(TIME))
-    nulls = entity[TIME].null_count()
-    if nulls:
-        raise DataInputError(
-            f"{what} is null in {nulls} of {rows.height} rows; a row without a time cannot "
-            "be joined point-in-time. Drop or fill those rows."
-        )
-    return entity.sort(TIME, maintain_order=True)
-
-
-def _check_zones(view: FeatureView, build: Build, naive: bool, timestamp: str) -> None:
-    if build.rows and build.naive != naive:
-        rows = f"the entity rows' {timestamp!r}"
-        source = f"feature view {view.name}'s {view.timestamp!r}"
-        has, lacks = (rows, source) if not naive else (source, rows)
-        raise DataInputError(
-            f"Naive and time-zone-aware timestamps are mixed: {has} carries a time zone and "
-            f"{lacks} does not. Make both aware, e.g. pl.col(...).dt.replace_time_zone('UTC'), "
-            "so times compare correctly."
-        )
-
-
-def _keys_like(entity: pl.DataFrame, view: FeatureView, store: FeatureStore) -> pl.DataFrame:
-    missing = [k for k in view.keys if k not in entity.columns]
-    if missing:
-        raise DataInputError(
-            f"Feature view {view.name!r} is joined on {list(view.keys)}, but the entity rows "
-            f"lack {missing}. Add the key column(s) to the entity rows."
-        )
-    casts = []
-    for entity_def in view.entities:
-        for key, dtype in entity_def.dtypes.items():
-            if dtype is not None and entity.schema[key] != dtype:
-                casts.append(pl.col(key).cast(dtype))
-    try:
-        return entity.with_columns(casts) if casts else entity
-    except pl.exceptions.InvalidOperationError as exc:
-        raise DataInputError(
-            f"The entity rows' keys {list(view.keys)} do not convert to the entity's types: {exc}"
-        ) from None
-
-
-def _uses_as_named(spec: RequestFeatures, names: dict[tuple[str, str], str]) -> list[pl.Expr]:
-    exprs = []
-    for ref in spec.uses:
-        group, _, feature = ref.partition(":")
-        column = names.get((group, feature), f"__use__{group}__{feature}")
-        exprs.append(pl.col(column).alias(feature))
-    return exprs
-
-
-def _current_run() -> str | None:
-    from shipyard.core.context import _current
-
-    context = _current.get()
-    return None if context is None else context.run_id
-
-
-def _log_lineage(used: Mapping[str, str]) -> None:
-    from shipyard.core.context import _current
-
-    context = _current.get()
-    if context is not None:
-        for name, version in used.items():
-            context.log_param(f"feature_view.{name}", version)
