@@ -51,7 +51,7 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
             list, ["features"], "modules (relative to the project) that define feature views"
         ),
         "partition_rows": _Key(
-            int, 1_000_000, "most rows per Parquet partition of feature history (and ~64 MB)"
+            int, 1_000_000, "most rows per Parquet partition of feature history (and ~32 MB)"
         ),
     },
     "executor": {

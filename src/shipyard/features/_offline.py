@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from shipyard.storage.artifacts import ArtifactStore
 
 COMPRESSION: Final = "lz4"
-PARTITION_BYTES: Final = 64 * 1024 * 1024  # in memory, so a join holds little at a time
+PARTITION_BYTES: Final = 32 * 1024 * 1024  # in memory, so a join holds little at a time
 
 
 @dataclass(frozen=True)
