@@ -401,12 +401,10 @@ def _in_key_order(view: str, rows: Sequence[OnlineRow], width: int) -> list[Onli
     """The rows sorted by key: B-tree inserts in key order are ~50% faster. The sort is
     stable, so of two rows with the same key and times the later still wins. It also
     proves every key a str if the first is one, as a str compares only with a str."""
-    try:
+    with suppress(TypeError):  # keys of mixed types: found and named below
         ordered = sorted(rows, key=_KEY)
         if not ordered or isinstance(ordered[0][0], str):
             return ordered
-    except TypeError:
-        pass
     raise _first_problem(view, rows, width) or OnlineStoreError(
         f"The entity keys written to feature view {view!r} must be str. Nothing was written."
     )
