@@ -250,7 +250,10 @@ def test_unknown_table_names_file_line_and_known_tables(tmp_path: Path) -> None:
     )
     message = config_error(path.parent)
     assert message.startswith(f"{path}:4: unknown table [storage].")
-    assert "Expected one of: [project], [stores], [features], [executor], [runs]" in message
+    assert (
+        "Expected one of: [project], [stores], [features], [executor], [runs], [objectives]"
+        in message
+    )
 
 
 def test_unknown_key_names_file_line_key_and_known_keys(tmp_path: Path) -> None:
@@ -274,7 +277,7 @@ def test_key_outside_any_table_says_so(tmp_path: Path) -> None:
     path = write_toml(tmp_path / "p", '# settings\nname = "p"\n\n[project]\nowner = "x"\n')
     message = config_error(path.parent)
     assert message.startswith(f"{path}:2: 'name' is set outside any table.")
-    assert "[project], [stores], [features], [executor], [runs]" in message
+    assert "[project], [stores], [features], [executor], [runs], [objectives]" in message
 
 
 def test_known_table_written_as_a_value(tmp_path: Path) -> None:
@@ -551,3 +554,19 @@ def test_list_and_string_overrides_round_trip(
     settings = load_settings(plain_project, environ=environ)
     assert settings.project.contacts == tuple(contacts)
     assert settings.project.owner == owner
+
+
+def test_the_objectives_table_is_kept_as_written_for_the_evaluation_layer(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "shipyard.toml").write_text(
+        '[project]\nname = "p"\n\n[objectives]\ntask = "binary"\n\n[objectives.costs]\n'
+        "false_positive = 5.0\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(root, environ={})
+    assert settings.objectives == {"task": "binary", "costs": {"false_positive": 5.0}}
+    other = tmp_path / "q"
+    other.mkdir()
+    (other / "shipyard.toml").write_text('[project]\nname = "q"\n', encoding="utf-8")
+    assert load_settings(other, environ={}).objectives == {}

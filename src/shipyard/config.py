@@ -63,6 +63,10 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
     },
 }
 
+# Tables whose content a higher layer checks (it knows their shape): kept as read.
+_FREE_FORM = {"objectives": "the business objectives, checked by shipyard.evaluation"}
+_TABLES = (*_SCHEMA, *_FREE_FORM)
+
 _EXECUTORS = ("local",)
 
 
@@ -92,6 +96,7 @@ class Settings:
     feature_modules: tuple[str, ...] = ("features",)
     features_configured: bool = False
     partition_rows: int = 1_000_000
+    objectives: dict[str, Any] = field(default_factory=dict)
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -163,22 +168,25 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _validate(raw: dict[str, Any], path: Path, text: str) -> dict[str, dict[str, Any]]:
     values: dict[str, dict[str, Any]] = {}
+    tables = ", ".join(f"[{s}]" for s in _TABLES)
     for section, table in raw.items():
         where = f"{path}:{_line_of(text, section, None)}"
-        if section not in _SCHEMA and not isinstance(table, dict):
+        if section not in _TABLES and not isinstance(table, dict):
             raise ConfigError(
                 f"{path}:{_line_of(text, '', section)}: {section!r} is set outside any table. "
-                f"Settings belong under one of: {', '.join(f'[{s}]' for s in _SCHEMA)}; "
-                "move it under its table."
+                f"Settings belong under one of: {tables}; move it under its table."
             )
-        if section not in _SCHEMA:
+        if section not in _TABLES:
             raise ConfigError(
-                f"{where}: unknown table [{section}]. Expected one of: "
-                f"{', '.join(f'[{s}]' for s in _SCHEMA)}. Remove it or fix its name."
+                f"{where}: unknown table [{section}]. Expected one of: {tables}. "
+                "Remove it or fix its name."
             )
         if not isinstance(table, dict):
             where = f"{path}:{_line_of(text, '', section)}"
             raise ConfigError(f"{where}: {section!r} must be a table ([{section}]).")
+        if section in _FREE_FORM:
+            values[section] = table
+            continue
         values[section] = {k: _check_key(section, k, v, path, text) for k, v in table.items()}
     for section, keys in _SCHEMA.items():
         for key, spec in keys.items():
@@ -280,6 +288,7 @@ def _resolve(
         online_url=resolve_metadata_url(get("stores", "online"), root),
         feature_modules=tuple(get("features", "definitions")),
         features_configured="definitions" in values.get("features", {}),
+        objectives=values.get("objectives", {}),
         partition_rows=_positive(
             get("features", "partition_rows"), origin("features", "partition_rows")
         ),

@@ -5,7 +5,8 @@ keeps working for callers who do not know shipyard::
 
     ShipyardError(Exception)
     ├── ConfigError(ValueError)              shipyard.toml or SHIPYARD_* is wrong
-    │   └── ProjectNotFoundError(FileNotFoundError)
+    │   ├── ProjectNotFoundError(FileNotFoundError)
+    │   └── ObjectivesError                  business objectives that cannot be checked
     ├── PipelineDefinitionError(TypeError)   a DAG that cannot run: cycle, bad wiring
     ├── MaterializerError(TypeError)         no way to store or load a type
     ├── StoreError(OSError)                  metadata or artifact store failed
@@ -19,6 +20,9 @@ keeps working for callers who do not know shipyard::
     ├── FeatureDefinitionError(ValueError)   an entity or feature view that cannot work,
     │                                        or data that breaks its declared schema
     ├── FeatureNotFoundError(LookupError)    a feature or view that is not defined
+    ├── EvaluationError(ValueError)          data a model cannot be evaluated on
+    ├── ModelNotFoundError(LookupError)      no such registered model, version or alias
+    ├── PromotionRefusedError(RuntimeError)  no passing gate, and not forced with a reason
     ├── RunNotFoundError(LookupError)
     ├── StepFailedError(RuntimeError)        a step raised; carries the step and run
     └── MissingDependencyError(ImportError)  an optional extra is not installed
@@ -39,6 +43,10 @@ class ConfigError(ShipyardError, ValueError):
 
 class ProjectNotFoundError(ConfigError, FileNotFoundError):
     """No ``shipyard.toml`` in the working directory or any of its parents."""
+
+
+class ObjectivesError(ConfigError):
+    """The business objectives (``[objectives]`` or ``Objectives(...)``) cannot be checked."""
 
 
 class PipelineDefinitionError(ShipyardError, TypeError):
@@ -95,6 +103,18 @@ class FeatureNotFoundError(ShipyardError, LookupError):
 
 class RunNotFoundError(ShipyardError, LookupError):
     """No run or step run matches the given id."""
+
+
+class EvaluationError(ShipyardError, ValueError):
+    """Labels, scores or groups a model cannot be evaluated on (one class, NaN scores...)."""
+
+
+class ModelNotFoundError(ShipyardError, LookupError):
+    """No registered model, version or alias of that name; the message lists what exists."""
+
+
+class PromotionRefusedError(ShipyardError, RuntimeError):
+    """A version without a passing gate was promoted without ``force`` and a reason."""
 
 
 class StepFailedError(ShipyardError, RuntimeError):
