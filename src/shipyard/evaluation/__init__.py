@@ -1,0 +1,1 @@
+"""Business objectives as code: metrics, cost-optimal thresholds, fairness, gates."""

@@ -1,0 +1,1 @@
+"""The model registry: versions, aliases with an audit log, model cards, export."""
