@@ -12,6 +12,7 @@ import polars as pl
 from shipyard.errors import FeatureDefinitionError
 from shipyard.features._offline import Build
 from shipyard.features._time import iso_of, us_of
+from shipyard.features.entity import KEY_SEPARATOR
 from shipyard.features.view import CREATED, EVENT, FeatureView
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ def encode_rows(
     key = (
         pl.col(keys[0]).cast(pl.String)
         if len(keys) == 1
-        else pl.concat_str([pl.col(k).cast(pl.String) for k in keys], separator="\x1f")
+        else pl.concat_str([pl.col(k).cast(pl.String) for k in keys], separator=KEY_SEPARATOR)
     )
     head = frame.select(
         key.alias("k"),

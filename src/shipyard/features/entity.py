@@ -64,12 +64,6 @@ class Entity:
             },
         }
 
-    def encode(self, values: Sequence[Any]) -> str:
-        """The online store key of one entity, from its join key values in order."""
-        if len(values) == 1:
-            return str(values[0])
-        return KEY_SEPARATOR.join(map(str, values))
-
 
 def _keys(entity: str, join_keys: str | Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
     import polars as pl

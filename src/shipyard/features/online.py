@@ -13,6 +13,7 @@ import polars as pl
 
 from shipyard.errors import DataInputError, FeatureDefinitionError, OnlineStoreError
 from shipyard.features._time import EPOCH, us_of
+from shipyard.features.entity import KEY_SEPARATOR
 from shipyard.features.view import FeatureView
 
 if TYPE_CHECKING:
@@ -303,4 +304,4 @@ def _encoded(columns: Mapping[str, Sequence[Any]], keys: Sequence[str], count: i
     if len(keys) == 1:
         return [str(v) for v in columns[keys[0]]]
     parts = [columns[k] for k in keys]
-    return ["\x1f".join(str(p[i]) for p in parts) for i in range(count)]
+    return [KEY_SEPARATOR.join(str(p[i]) for p in parts) for i in range(count)]
