@@ -42,7 +42,7 @@ def test_a_store_written_by_an_older_release_is_migrated_and_keeps_its_data(
     url = _old_store(tmp_path / "old.db")
     store = MetadataStore(url)
 
-    assert store.schema_version == _schema.SCHEMA_VERSION == 3
+    assert store.schema_version == _schema.SCHEMA_VERSION == 4
     [run] = store.list_runs()
     assert (run["pipeline"], run["params"], run["seed"], run["resumed_from"]) == (
         "train",
@@ -55,11 +55,39 @@ def test_a_store_written_by_an_older_release_is_migrated_and_keeps_its_data(
     assert store.latest_feature_builds() == {}  # a table that version 3 added
 
 
+def test_a_version_3_store_gains_the_registry_and_keeps_its_feature_index(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'v3.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for migration in _schema.MIGRATIONS[:3]:
+            migration(conn)
+        conn.execute(sa.text("INSERT INTO meta (key, value) VALUES ('schema_version', '3')"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO feature_builds (id, view, version, fingerprint, manifest, rows, "
+                "created_at) VALUES ('b1', 'spend', 'v1', 'f', '[]', 5, 1.0)"
+            )
+        )
+    engine.dispose()
+
+    store = MetadataStore(url)
+
+    assert store.schema_version == 4
+    assert store.find_feature_build("spend", "v1", "f")["rows"] == 5
+    model = {"name": "fraud", "description": "", "owner": "o", "created_at": 2.0}
+    version = {"artifact_id": "a", "created_at": 2.0, "description": "", "lineage": {}}
+    assert store.add_model_version(model, version)["version"] == 1
+    assert [m["latest_version"] for m in store.registered_models()] == [1]
+    store.close()
+
+
 def test_opening_a_migrated_store_again_changes_nothing(tmp_path: Path) -> None:
     url = _old_store(tmp_path / "old.db")
     MetadataStore(url).close()
     store = MetadataStore(url)
-    assert store.schema_version == 3
+    assert store.schema_version == 4
     assert len(store.list_runs()) == 1
 
 

@@ -157,6 +157,71 @@ feature_materializations = sa.Table(
 )
 
 
+registered_models = sa.Table(
+    "registered_models",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("owner", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("name", sa.String(128), sa.ForeignKey("registered_models.name"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("artifact_id", sa.String(64), nullable=False, index=True),
+    sa.Column("run_id", sa.String(32)),
+    sa.Column("step_run_id", sa.String(32)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("lineage", sa.Text, nullable=False),
+    sa.Column("evaluation", sa.Text),
+)
+
+_VERSION_KEY = ("model_versions.name", "model_versions.version")
+
+gate_records = sa.Table(
+    "gate_records",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("record", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.ForeignKeyConstraint(["name", "version"], _VERSION_KEY),
+    sa.Index("ix_gate_records_version", "name", "version"),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.ForeignKeyConstraint(["name", "version"], _VERSION_KEY),
+)
+
+alias_events = sa.Table(
+    "alias_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), sa.ForeignKey("registered_models.name"), nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("version", sa.Integer),
+    sa.Column("previous_version", sa.Integer),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("gate_id", sa.String(32)),
+    sa.Column("forced", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_alias_events_alias", "name", "alias", "id"),
+)
+
+
 def _v1_initial(conn: sa.Connection) -> None:
     """Runs, step runs, artifacts, lineage, params and metrics."""
     legacy = sa.MetaData()
@@ -179,9 +244,16 @@ def _v3_feature_builds(conn: sa.Connection) -> None:
     feature_materializations.create(conn)
 
 
+def _v4_registry(conn: sa.Connection) -> None:
+    """The model registry: models, versions, gate records, aliases and the alias audit log."""
+    for table in (registered_models, model_versions, gate_records, aliases, alias_events):
+        table.create(conn)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _v1_initial,
     _v2_tags_and_resume,
     _v3_feature_builds,
+    _v4_registry,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
