@@ -6,8 +6,10 @@ import itertools
 import multiprocessing
 import random
 import threading
+from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -93,6 +95,20 @@ def test_register_numbers_versions_per_model_and_keeps_what_it_was_given(
         None,
     )
     assert registry.versions("fraud") == [first, second]
+
+
+def test_numpy_numbers_in_lineage_and_evaluation_are_kept_as_numbers(
+    registry: Registry, artifact_id: str
+) -> None:
+    registry.register(
+        "fraud",
+        artifact_id=artifact_id,
+        lineage={"rows": np.int64(1000), "when": date(2024, 5, 1)},
+        evaluation={"auc": np.float32(0.5), "recall": np.float64(0.25)},
+    )
+    found = registry.get("fraud")
+    assert found.lineage == {"rows": 1000, "when": "2024-05-01"}
+    assert found.evaluation == {"auc": 0.5, "recall": 0.25}
 
 
 def test_models_lists_each_model_with_its_latest_version_and_aliases(

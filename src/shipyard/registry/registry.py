@@ -110,8 +110,8 @@ class Registry:
         Raises:
             ModelNotFoundError: no model of that name; the message lists the models.
         """
-        rows = self._versions(name)
         pointing = _by_version(self._aliases(name))
+        rows = self._versions(name)
         return [ModelVersion.from_row(r, pointing.get(r["version"], ())) for r in rows]
 
     def get(self, ref: str) -> ModelVersion:
@@ -122,8 +122,8 @@ class Registry:
                 registered models, or the versions and aliases of the model.
         """
         name, selector = _lookup.parse_ref(ref)
+        aliases = self._aliases(name)  # first: any version an alias names is then in rows
         rows = self._versions(name)
-        aliases = self._aliases(name)
         if selector is None:
             number = len(rows)
         elif isinstance(selector, int):

@@ -550,8 +550,9 @@ def _decode_registry(row: Row) -> Row:
 
 
 def _json_default(value: Any) -> Any:
-    item = getattr(value, "item", None)  # NumPy scalars become the Python number they hold
-    return item() if callable(item) else str(value)
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):
+        return value.item()  # a NumPy scalar: the Python number it holds
+    return str(value)
 
 
 def _new_id(done: sa.CursorResult[Any]) -> int:
