@@ -68,15 +68,23 @@ def within(label: str, parse: Callable[[str], object], text: str) -> None:
 
 
 def locate(source: str, text: str | None, header: str, index: int | None = None) -> str:
-    """``"file:line: [header]"``, or ``[[header]] #n`` for the n-th of an array of tables."""
+    """``"file:line: [header]"``, or ``[[header]] #n`` for the n-th of an array of tables.
+
+    A table that is only implied by its sub-tables is found at the first of them.
+    """
     label = f"[{header}]" if index is None else f"[[{header}]] #{index + 1}"
     seen = 0
+    implied = None
     for line_number, line in enumerate((text or "").splitlines(), start=1):
         match = _HEADER.match(line)
         if match and match.group(1) == header:
             if index is None or seen == index:
                 return f"{source}:{line_number}: {label}"
             seen += 1
+        elif match and implied is None and match.group(1).startswith(f"{header}."):
+            implied = line_number
+    if index is None and implied is not None:
+        return f"{source}:{implied}: {label}"
     return f"{source}: {label}"
 
 
