@@ -182,16 +182,16 @@ def test_without_a_baseline_change_checks_are_skipped_and_the_record_says_so() -
     record = run_gate(objectives, overall(recall=0.7), None, baseline_name="ignored")
     value, change = record.checks
     assert value.passed and not value.skipped
-    assert change.skipped and not change.failed
+    assert change.skipped and change.passed and not change.failed
     assert change.candidate == 0.7 and change.baseline is None
-    assert change.note == "no baseline model to compare with"
+    assert change.note == "skipped: no baseline to compare with"
     assert record.passed
     assert record.baseline is None
     assert record.note == (
         "no baseline model: 1 change check(s) skipped; only value, fairness and latency "
         "checks apply"
     )
-    assert record.summary() == f"gate passed: 1 checks, 1 skipped ({record.note})"
+    assert record.summary() == f"gate passed: 1 check, 1 skipped ({record.note})"
 
 
 def test_a_metric_missing_from_the_baseline_fails_the_change_check() -> None:
@@ -230,7 +230,7 @@ def test_an_empty_slice_is_reported() -> None:
     assert not record.passed
     assert only(record).note == "slice night has no rows"
     assert record.summary() == (
-        "gate failed: 1 of 1 checks failed\n"
+        "gate failed: 1 of 1 check failed\n"
         "  value fpr on night: n/a, needs <= 0.1 (slice night has no rows)"
     )
 
@@ -449,5 +449,6 @@ def test_any_numbers_or_junk_give_a_record_never_a_crash(
     record = run_gate(objectives, candidate, overall(recall=base))
     assert len(record.checks) == 6
     assert record.passed is all(c.passed for c in record.checks)
+    assert record.passed is not any(c.failed for c in record.checks)
     for check in record.checks:
         assert check.passed or check.note or check.candidate is not None

@@ -17,9 +17,7 @@ of one model, :data:`EvaluationMetrics`, are a plain mapping::
         "latency_ms": {"p50": 1.2, "p99": 3.4},          # single-row predictions
     }
 
-Every key may be missing; a check whose number is missing fails and says why.
-The pass rule of each check is in :class:`~shipyard.evaluation.objectives.Threshold`
-and :func:`run_gate`.
+Every key may be missing: a check whose number is missing fails and says why.
 """
 
 from __future__ import annotations
@@ -31,7 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from shipyard.evaluation.objectives import Fairness, FairnessLimit, Objectives, Threshold
+from shipyard.evaluation.objectives import Fairness, Objectives, Threshold
 
 EvaluationMetrics = Mapping[str, Any]
 """The metrics of one model on one dataset; the shape is in this module's docstring."""
@@ -51,10 +49,10 @@ class Check:
         candidate: the candidate's number (for fairness: the gap between groups).
         baseline: the baseline's number, when there is a baseline and it has one.
         limit: the bound, readable: ">= 0.6", "change >= -0.02 (relative)".
-        passed: whether the bound holds.
+        passed: whether the bound holds (True for a skipped check: it does not block).
         note: why a check failed without a number, or the change that was measured.
         group: the sensitive feature of a fairness check.
-        skipped: a change check without a baseline; it neither passes nor fails the gate.
+        skipped: a change check without a baseline to compare with; it counts as passed.
     """
 
     kind: str
@@ -71,7 +69,7 @@ class Check:
     @property
     def failed(self) -> bool:
         """Whether this check fails the gate."""
-        return not self.passed and not self.skipped
+        return not self.passed
 
     def describe(self) -> str:
         """One line: ``value recall on large: 0.55, needs >= 0.6``."""
@@ -101,15 +99,16 @@ class GateRecord:
 
     def summary(self) -> str:
         """A verdict line, then one line per failed check."""
-        counted = sum(not check.skipped for check in self.checks)
         against = f" against {self.baseline}" if self.baseline else ""
         noted = f" ({self.note})" if self.note else ""
+        counted = sum(not check.skipped for check in self.checks)
+        checks = f"{counted} check{'s' * (counted != 1)}"
         failed = self.failed_checks
         if not failed:
             skipped = len(self.checks) - counted
             extra = f", {skipped} skipped" if skipped else ""
-            return f"gate passed{against}: {counted} checks{extra}{noted}"
-        lines = [f"gate failed{against}: {len(failed)} of {counted} checks failed{noted}"]
+            return f"gate passed{against}: {checks}{extra}{noted}"
+        lines = [f"gate failed{against}: {len(failed)} of {checks} failed{noted}"]
         return "\n".join([*lines, *(f"  {check.describe()}" for check in failed)])
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,7 +167,7 @@ def run_gate(
     if objectives.latency_ms_p99 is not None:
         checks.append(_latency_check(objectives.latency_ms_p99, candidate, baseline))
     return GateRecord(
-        passed=not any(check.failed for check in checks),
+        passed=all(check.passed for check in checks),
         checks=tuple(checks),
         baseline=baseline_name if baseline is not None else None,
         note=_record_note(checks),
@@ -178,8 +177,7 @@ def run_gate(
 def _record_note(checks: list[Check]) -> str:
     if not checks:
         return "the objectives declare no thresholds, fairness limits or latency budget"
-    skipped = sum(check.skipped for check in checks)
-    if skipped:
+    if skipped := sum(check.skipped for check in checks):
         return (
             f"no baseline model: {skipped} change check(s) skipped; "
             "only value, fairness and latency checks apply"
@@ -207,52 +205,55 @@ def _threshold_check(
     if threshold.change is None:
         bounds = ((">=", threshold.lower), ("<=", threshold.upper))
         limit = " and ".join(f"{sign} {bound:g}" for sign, bound in bounds if bound is not None)
-        check = Check("value", threshold.metric, name, value, base, limit, False, problem)
-        if value is None:
-            return check
         low, high = threshold.lower, threshold.upper
         passed = (low is None or _at_least(value, low)) and (high is None or _at_least(high, value))
-        return replace(check, passed=passed)
+        return Check("value", threshold.metric, name, value, base, limit, passed, problem)
     sign = ">=" if threshold.higher_is_better else "<="
     limit = f"change {sign} {threshold.tolerance:g} ({threshold.change})"
     check = Check("change", threshold.metric, name, value, base, limit, False, problem)
     if baseline is None:
-        return replace(check, note="no baseline model to compare with", skipped=True)
+        note = "skipped: no baseline to compare with"
+        return replace(check, passed=True, note=note, skipped=True)
     if value is None or base is None:
         return replace(check, note=problem or base_problem)
     if threshold.change == "relative" and base == 0:
         note = 'the baseline is 0, so a relative change is undefined; use change = "absolute"'
         return replace(check, note=note)
     delta = value - base if threshold.change == "absolute" else (value - base) / abs(base)
-    tolerance = threshold.tolerance
     if threshold.higher_is_better:
-        passed = _at_least(delta, tolerance)
+        passed = _at_least(delta, threshold.tolerance)
     else:
-        passed = _at_least(tolerance, delta)
+        passed = _at_least(threshold.tolerance, delta)
     return replace(check, passed=passed, note=f"change {delta:+.6g}")
 
 
 def _fairness_checks(
     fairness: Fairness, candidate: EvaluationMetrics, baseline: EvaluationMetrics | None
 ) -> list[Check]:
-    checks = []
-    for feature in fairness.sensitive:
-        for limit in fairness.limits:
-            for measure, bound in _fairness_bounds(limit):
-                value, problem = _group_value(candidate, feature, measure, limit.metric)
-                base, _ = _group_value(baseline, feature, measure, limit.metric)
-                if measure == "difference":
-                    text, passed = f"difference <= {bound:g}", _at_least(bound, value)
-                else:
-                    text, passed = f"ratio >= {bound:g}", _at_least(value, bound)
-                check = Check("fairness", limit.metric, None, value, base, text, passed, problem)
-                checks.append(replace(check, group=feature))
-    return checks
+    return [
+        _fairness_check(feature, limit.metric, measure, bound, candidate, baseline)
+        for feature in fairness.sensitive
+        for limit in fairness.limits
+        for measure, bound in (("difference", limit.max_difference), ("ratio", limit.min_ratio))
+        if bound is not None
+    ]
 
 
-def _fairness_bounds(limit: FairnessLimit) -> list[tuple[str, float]]:
-    bounds = (("difference", limit.max_difference), ("ratio", limit.min_ratio))
-    return [(measure, bound) for measure, bound in bounds if bound is not None]
+def _fairness_check(
+    feature: str,
+    metric: str,
+    measure: str,
+    bound: float,
+    candidate: EvaluationMetrics,
+    baseline: EvaluationMetrics | None,
+) -> Check:
+    value, problem = _group_value(candidate, feature, measure, metric)
+    base, _ = _group_value(baseline, feature, measure, metric)
+    if measure == "difference":
+        limit, passed = f"difference <= {bound:g}", _at_least(bound, value)
+    else:
+        limit, passed = f"ratio >= {bound:g}", _at_least(value, bound)
+    return Check("fairness", metric, None, value, base, limit, passed, problem, group=feature)
 
 
 def _group_value(
