@@ -465,6 +465,8 @@ def test_parsed_expressions_know_their_columns() -> None:
         ("amount & fee", "unexpected '&' at position 7 (use `and`)"),
         ("amount ; fee", "unexpected ';' at position 7 (only column names"),
         ("lambda: 1", "unexpected ':' at position 6"),
+        ("`*` + 1", "at position 0: `*` would select many columns; name one column"),
+        ("`^a.*$`", "at position 0: `^a.*$` would select many columns"),
     ],
 )
 def test_value_expressions_refuse_everything_else(text: str, problem: str) -> None:

@@ -217,6 +217,9 @@ class _Parser:
             if self.peek.text == "(":
                 self.index -= 1
                 raise self.error(f"{token.text}(...) is a function call, which is not allowed")
+            if token.text == "*" or (token.text.startswith("^") and token.text.endswith("$")):
+                self.index -= 1
+                raise self.error(f"`{token.text}` would select many columns; name one column")
             self.columns.add(token.text)
             return _Node(pl.col(token.text), "column")
         if token.text == "(":
