@@ -307,6 +307,11 @@ def test_a_value_expression_with_a_call_is_refused() -> None:
             "got 1.5.",
         ),
         (
+            '[[objectives.fairness.limits]]\nmetric = "tpr"\nmax_difference = -0.1\n',
+            "shipyard.toml:1: [[objectives.fairness.limits]] #1: max_difference must be a "
+            "number >= 0, got -0.1.",
+        ),
+        (
             '[[objectives.fairness.limits]]\nmetric = "recall"\nmin_ratio = 0.8\n',
             "shipyard.toml:1: [[objectives.fairness.limits]] #1: unknown fairness metric "
             "'recall'. Known: selection_rate, tpr, fpr, precision, accuracy. Use one of those.",
@@ -527,6 +532,17 @@ def test_slice_masks_of_where_and_by_slices() -> None:
         "by_country=US": [False, True, False, False],
         "by_country=null": [False, False, True, False],
     }
+
+
+def test_a_where_slice_on_a_column_that_is_not_boolean_says_so() -> None:
+    with pytest.raises(EvaluationError) as caught:
+        Slice("c", where="channel").masks(FRAME)
+    assert str(caught.value) == (
+        "slice 'c': where = 'channel' gives String values, not true/false. Compare the column "
+        'with a value, e.g. "amount >= 1000".'
+    )
+    flags = pl.DataFrame({"web": [True, None, False]})
+    assert Slice("w", where="web").masks(flags)["w"].tolist() == [True, False, False]
 
 
 def test_a_by_slice_on_a_missing_column_names_it() -> None:

@@ -218,7 +218,12 @@ class Slice:
         """
         if self.where is not None:
             series = evaluate(parse_predicate(self.where), frame, f"slice {self.name!r}")
-            return {self.name: series.cast(pl.Boolean).fill_null(False).to_numpy()}
+            if series.dtype != pl.Boolean:
+                raise EvaluationError(
+                    f"slice {self.name!r}: where = {self.where!r} gives {series.dtype} values, "
+                    'not true/false. Compare the column with a value, e.g. "amount >= 1000".'
+                )
+            return {self.name: series.fill_null(False).to_numpy()}
         column = str(self.by)
         if column not in frame.columns:
             raise EvaluationError(
@@ -252,12 +257,13 @@ class FairnessLimit:
                 f"the fairness limit on {self.metric} bounds nothing. Give max_difference "
                 "(e.g. 0.1) and/or min_ratio (e.g. 0.8)."
             )
-        for name, high in (("max_difference", math.inf), ("min_ratio", 1.0)):
+        bounds = (("max_difference", math.inf, "a number >= 0"), ("min_ratio", 1.0, "from 0 to 1"))
+        for name, high, expected in bounds:
             value = getattr(self, name)
             if value is not None:
-                number = schema.number(value, name, f"a number from 0 to {high:g}")
+                number = schema.number(value, name, expected)
                 if not 0 <= number <= high:
-                    raise ObjectivesError(f"{name} must be from 0 to {high:g}, got {number:g}.")
+                    raise ObjectivesError(f"{name} must be {expected}, got {number:g}.")
                 object.__setattr__(self, name, number)
 
 
