@@ -42,6 +42,10 @@ def test_the_demo_trains_the_fraud_model_and_records_every_step(
     assert "FAILED the contract" in done.stdout
     assert "was it renamed?" in done.stdout
     assert "completed" in done.stdout
+    # The first model passes the gate and goes to production; the weaker one is refused.
+    assert "Promoted fraud:1 to production" in done.stdout
+    assert "gate failed against fraud:1" in done.stdout
+    assert "Promotion refused" in done.stdout
     assert len(list((demo / "data").glob("transactions_*.parquet"))) == 45
 
     listed = json.loads(shipyard(["runs", "list", "--json"], demo, cli_env).stdout)

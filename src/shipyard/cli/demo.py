@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from shipyard.cli._console import console, duration, status
 
@@ -63,6 +64,8 @@ def demo(
     _explain_ingestion(run)
     _check_latest(directory, batches[-1])
     _serve_features(project, run)
+    _gate_and_promote(project, run)
+    _refuse_worse(project)
     _next_steps(run, directory, batches[-1])
 
 
@@ -152,6 +155,108 @@ def _serve_features(project: Any, run: Any) -> None:
         f"   Skew check (online vs recomputed from history, 200 entities a view): "
         f"{mismatches} mismatches."
     )
+
+
+LABEL = "is_chargeback"
+
+
+def _gate_and_promote(project: Any, run: Any) -> None:
+    """Register the model, check it against the objectives, promote it to production."""
+    version, gate_id, evaluation, gate = _gate_run(project, run)
+    overall = evaluation.metrics["overall"]
+    console.print(
+        f"\n[bold]7.[/] Registered [bold]{version.ref}[/]. On the held-out days, at the "
+        f"threshold tuned on validation ({evaluation.threshold:.3f}): value per 1,000 payments "
+        f"{overall['value_per_1000']:,.0f} EUR (at 0.5: {overall['value_per_1000_at_0_5']:,.0f}), "
+        f"recall {overall['recall']:.1%}, p99 latency {overall['latency_ms_p99']:.1f} ms."
+    )
+    console.print(f"   Gate: {gate.summary().splitlines()[0]}")
+    if gate.passed:
+        from shipyard.registry.registry import Registry
+
+        Registry(project).promote(
+            "fraud", version.version, reason="demo: passed the gate", gate_id=gate_id
+        )
+        console.print(f"   Promoted {version.ref} to [bold]production[/].")
+
+
+def _refuse_worse(project: Any) -> None:
+    """Train a deliberately weaker model and show the gate refusing it, with its reasons."""
+    from shipyard.errors import PromotionRefusedError
+    from shipyard.registry.registry import Registry
+
+    run = project.pipeline("training").run(
+        params={"max_iter": 3, "learning_rate": 0.05}, project=project, raise_on_failure=False
+    )
+    version, _, _, gate = _gate_run(project, run)
+    console.print(
+        f"\n[bold]8.[/] A weaker candidate ({version.ref}: 3 boosting rounds) against "
+        "production, on the same days, scored now:"
+    )
+    for line in gate.summary().splitlines():
+        console.print(f"   {escape(line)}")
+    try:
+        Registry(project).promote("fraud", version.version, reason="demo: try the weak one")
+    except PromotionRefusedError as exc:
+        console.print(f"   Promotion refused: {escape(str(exc))}")
+
+
+def _gate_run(project: Any, run: Any, against: str = "production") -> tuple[Any, str, Any, Any]:
+    """Evaluate a training run's model and the one behind ``fraud@against`` on the run's
+    test days, now; register the candidate with its evaluation; record the gate."""
+    from shipyard.errors import ModelNotFoundError
+    from shipyard.evaluation.evaluate import evaluate
+    from shipyard.evaluation.gate import run_gate
+    from shipyard.evaluation.objectives import Objectives
+    from shipyard.registry.registry import Registry
+
+    fraud = importlib.import_module("fraud.features")
+    features = [*fraud.CATEGORICAL, *fraud.NUMERIC]
+    registry, objectives = Registry(project), Objectives.from_project(project)
+    test = run.step_runs["split_by_time"].outputs["test"].load()
+    artifact = run.step_runs["train_model"].outputs["output"]
+
+    def judged(model: Any, name: str) -> Any:
+        return evaluate(model, test, objectives, features=features, label=LABEL, name=name)
+
+    candidate = judged(artifact.load(), f"run {run.id[:8]}")
+    version = registry.register(
+        "fraud",
+        artifact_id=artifact.id,
+        run_id=run.id,
+        evaluation=candidate.to_dict(),
+        lineage=_lineage(run, features),
+        description="Scores card payments for fraud.",
+    )
+    try:
+        current = registry.get(f"fraud@{against}")
+        baseline, baseline_name = judged(registry.load(current.ref), current.ref), current.ref
+    except ModelNotFoundError:
+        baseline, baseline_name = None, None
+    gate = run_gate(
+        objectives, candidate.metrics, baseline and baseline.metrics, baseline_name=baseline_name
+    )
+    gate_id = registry.record_gate("fraud", version.version, gate.to_dict(), passed=gate.passed)
+    return version, gate_id, candidate, gate
+
+
+def _lineage(run: Any, features: list[str]) -> dict[str, Any]:
+    """What the model was made from: contract, training window, feature views, code."""
+    report = run.step_runs["ingest"].outputs["report"].load()
+    views = run.logged_params.get("build_training_set", {})
+    return {
+        "contracts": {report["contract_id"]: report["contract_version"]},
+        "training_window": {"start": run.params.get("start"), "end": run.params.get("end")},
+        "feature_views": {
+            key.removeprefix("feature_view."): value
+            for key, value in views.items()
+            if key.startswith("feature_view.")
+        },
+        "features": features,
+        "git_commit": run.git_commit,
+        "run": run.id,
+        "params": run.params,
+    }
 
 
 def _report(run: Any, directory: Path) -> None:
