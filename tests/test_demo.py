@@ -49,10 +49,10 @@ def test_the_demo_trains_the_fraud_model_and_records_every_step(
     assert len(list((demo / "data").glob("transactions_*.parquet"))) == 45
 
     listed = json.loads(shipyard(["runs", "list", "--json"], demo, cli_env).stdout)
-    assert [(r["pipeline"], r["status"]) for r in listed] == [("training", "completed")]
-    shown = json.loads(
-        shipyard(["runs", "show", listed[0]["id"][:8], "--json"], demo, cli_env).stdout
-    )
+    # the model that went to production, then the weaker candidate the gate refused
+    assert [(r["pipeline"], r["status"]) for r in listed] == [("training", "completed")] * 2
+    first = min(listed, key=lambda r: r["started_at"])
+    shown = json.loads(shipyard(["runs", "show", first["id"][:8], "--json"], demo, cli_env).stdout)
     assert [s["name"] for s in shown["steps"]] == STEPS
     assert {s["status"] for s in shown["steps"]} == {"completed"}
     assert shown["metrics"]["roc_auc"] > 0.85
