@@ -33,8 +33,10 @@ __all__ = [
     "FeatureStore",
     "FeatureView",
     "Materializer",
+    "Objectives",
     "Pipeline",
     "Project",
+    "Registry",
     "RequestFeatures",
     "Run",
     "ShipyardError",
@@ -60,6 +62,8 @@ _LAZY = {
     "StepRun": "shipyard.core.run",
     "Project": "shipyard.core.project",
     "Materializer": "shipyard.core.materializers",
+    "Objectives": "shipyard.evaluation.objectives",
+    "Registry": "shipyard.registry.registry",
     "register_materializer": "shipyard.core.materializers",
     "trust_types": "shipyard.core.materializers",
 }
@@ -69,6 +73,8 @@ if TYPE_CHECKING:
     from shipyard.core.materializers import Materializer, register_materializer, trust_types
     from shipyard.core.project import Project
     from shipyard.core.run import Artifact, Run, StepRun
+    from shipyard.evaluation.objectives import Objectives
+    from shipyard.registry.registry import Registry
     from shipyard.features.entity import Entity
     from shipyard.features.store import FeatureStore
     from shipyard.features.view import FeatureView, RequestFeatures
