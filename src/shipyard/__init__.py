@@ -74,10 +74,10 @@ if TYPE_CHECKING:
     from shipyard.core.project import Project
     from shipyard.core.run import Artifact, Run, StepRun
     from shipyard.evaluation.objectives import Objectives
-    from shipyard.registry.registry import Registry
     from shipyard.features.entity import Entity
     from shipyard.features.store import FeatureStore
     from shipyard.features.view import FeatureView, RequestFeatures
+    from shipyard.registry.registry import Registry
 
 
 def __getattr__(name: str) -> Any:
