@@ -121,6 +121,26 @@ def contenders_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def ratio_lines(results: dict[str, Any]) -> list[str]:
+    """Fairlearn over shipyard beyond the ratio of medians: paired by repetition (the two
+    samples of a repetition ran back to back, under about the same load) and worst case."""
+    found = results["contenders"]
+    if "shipyard" not in found or "fairlearn" not in found:
+        return []
+    ours, theirs = found["shipyard"]["seconds"], found["fairlearn"]["seconds"]
+    paired = sorted(b / a for a, b in zip(ours["samples"], theirs["samples"], strict=True))
+    middle = len(paired) // 2
+    median = paired[middle] if len(paired) % 2 else (paired[middle - 1] + paired[middle]) / 2
+    return [
+        f"Fairlearn over shipyard, paired by repetition: median {median:.0f} x (from "
+        f"{paired[0]:.0f} x to {paired[-1]:.0f} x); Fairlearn's fastest sample over "
+        f"shipyard's slowest: {theirs['min'] / ours['max']:.0f} x. The machine's load rose "
+        "during the run (see the load figures below), which slows the long Fairlearn samples "
+        "most.",
+        "",
+    ]
+
+
 def parts_lines(results: dict[str, Any]) -> list[str]:
     """shipyard's time by call."""
     ours = results["contenders"].get("shipyard")
@@ -232,6 +252,7 @@ def render(results: dict[str, Any]) -> str:
         *data_lines(results),
         *contenders_table(results),
         "",
+        *ratio_lines(results),
         *parts_lines(results),
         ANCHOR,
         "",
