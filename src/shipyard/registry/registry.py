@@ -20,7 +20,8 @@ from shipyard.registry._records import AliasEvent, ModelVersion, RegisteredModel
 
 if TYPE_CHECKING:
     from shipyard.core.project import Project
-    from shipyard.storage.metadata import AliasDecision, MetadataStore
+    from shipyard.storage._registry_sql import AliasDecision
+    from shipyard.storage.metadata import MetadataStore
 
 __all__ = ["AliasEvent", "ModelVersion", "RegisteredModel", "Registry"]
 

@@ -16,23 +16,22 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
 from shipyard.errors import RunNotFoundError, StoreError, StoreVersionError
 from shipyard.storage import _schema as s
-
-T = TypeVar("T")
-Row = dict[str, Any]
-AliasDecision = Callable[[int | None, Callable[[], list[Row]]], tuple[str, int | None] | None]
+from shipyard.storage._feature_index import FeatureIndexQueries
+from shipyard.storage._registry_sql import RegistryQueries
+from shipyard.storage._rows import Row, T
 
 _LOCK_MARKERS = ("database is locked", "database table is locked", "busy")
 _WRITE_ATTEMPTS = 12
 
 
-class MetadataStore:
+class MetadataStore(FeatureIndexQueries, RegistryQueries):
     """Runs and their artifacts, lineage, params and metrics, in one SQL database.
 
     Args:
@@ -327,191 +326,6 @@ class MetadataStore:
         with self._read() as conn:
             return {row[0]: row[1] for row in conn.execute(query)}
 
-    # -- the offline feature store's index --------------------------------------------
-
-    def record_feature_build(self, row: Row) -> None:
-        """Record one build of a feature view's history (its partitions in ``manifest``)."""
-        self._write(lambda conn: conn.execute(s.feature_builds.insert().values(**row)))
-
-    def find_feature_build(self, view: str, version: str, fingerprint: str) -> Row | None:
-        """The newest build of ``view`` at ``version`` from sources with ``fingerprint``."""
-        table = s.feature_builds
-        stmt = (
-            sa.select(table)
-            .where(table.c.view == view, table.c.version == version)
-            .where(table.c.fingerprint == fingerprint)
-            .order_by(table.c.created_at.desc())
-            .limit(1)
-        )
-        with self._read() as conn:
-            found = conn.execute(stmt).mappings().first()
-        return dict(found) if found else None
-
-    def get_feature_build(self, build_id: str) -> Row | None:
-        """One build by id."""
-        stmt = sa.select(s.feature_builds).where(s.feature_builds.c.id == build_id)
-        with self._read() as conn:
-            found = conn.execute(stmt).mappings().first()
-        return dict(found) if found else None
-
-    def record_materialization(self, row: Row) -> None:
-        """Record that ``row["view"]`` in ``row["online_url"]`` now holds ``row["build_id"]``."""
-        self._write(lambda conn: conn.execute(s.feature_materializations.insert().values(**row)))
-
-    def last_materialization(self, view: str, online_url: str) -> Row | None:
-        """The newest materialization of ``view`` into the online store at ``online_url``."""
-        table = s.feature_materializations
-        stmt = (
-            sa.select(table)
-            .where(table.c.view == view, table.c.online_url == online_url)
-            .order_by(table.c.created_at.desc(), table.c.id.desc())
-            .limit(1)
-        )
-        with self._read() as conn:
-            found = conn.execute(stmt).mappings().first()
-        return dict(found) if found else None
-
-    def latest_feature_builds(self) -> dict[str, Row]:
-        """The newest build of every feature view, by view name."""
-        table = s.feature_builds
-        newest = (
-            sa.select(table.c.view, sa.func.max(table.c.created_at).label("created_at"))
-            .group_by(table.c.view)
-            .subquery()
-        )
-        stmt = sa.select(table).join(
-            newest,
-            sa.and_(table.c.view == newest.c.view, table.c.created_at == newest.c.created_at),
-        )
-        with self._read() as conn:
-            return {row["view"]: dict(row) for row in conn.execute(stmt).mappings()}
-
-    # -- the model registry -------------------------------------------------------------
-
-    def add_model_version(self, model: Row, version: Row) -> Row:
-        """Register ``model`` if it is new and add ``version`` under the next version number.
-
-        The number is allocated inside the write transaction, so two concurrent calls
-        never get the same one. Returns the ``model_versions`` row as written.
-        """
-
-        def work(conn: sa.Connection) -> Row:
-            known = sa.select(s.registered_models.c.name).where(
-                s.registered_models.c.name == model["name"]
-            )
-            if conn.execute(known).first() is None:
-                conn.execute(s.registered_models.insert().values(**model))
-            latest = sa.select(sa.func.max(s.model_versions.c.version)).where(
-                s.model_versions.c.name == model["name"]
-            )
-            row = {**version, "name": model["name"], "version": (conn.scalar(latest) or 0) + 1}
-            conn.execute(s.model_versions.insert().values(**_encode_registry(row)))
-            return row
-
-        return self._write_unique(work)
-
-    def registered_models(self) -> list[Row]:
-        """Every registered model by name, each with its ``latest_version``."""
-        versions = s.model_versions
-        latest = (
-            sa.select(versions.c.name, sa.func.max(versions.c.version).label("latest_version"))
-            .group_by(versions.c.name)
-            .subquery()
-        )
-        stmt = (
-            sa.select(s.registered_models, latest.c.latest_version)
-            .join(latest, latest.c.name == s.registered_models.c.name, isouter=True)
-            .order_by(s.registered_models.c.name)
-        )
-        with self._read() as conn:
-            return [dict(r) for r in conn.execute(stmt).mappings()]
-
-    def model_versions(self, name: str, version: int | None = None) -> list[Row]:
-        """The versions of model ``name`` (or just ``version``), oldest first."""
-        table = s.model_versions
-        stmt = sa.select(table).where(table.c.name == name).order_by(table.c.version)
-        if version is not None:
-            stmt = stmt.where(table.c.version == version)
-        with self._read() as conn:
-            return [_decode_registry(dict(r)) for r in conn.execute(stmt).mappings()]
-
-    def model_aliases(self, name: str | None = None) -> list[Row]:
-        """The aliases of model ``name`` (default: of every model), by model and alias."""
-        table = s.aliases
-        stmt = sa.select(table).order_by(table.c.name, table.c.alias)
-        if name is not None:
-            stmt = stmt.where(table.c.name == name)
-        with self._read() as conn:
-            return [dict(r) for r in conn.execute(stmt).mappings()]
-
-    def add_gate_record(self, row: Row) -> str:
-        """Record a gate decision about one model version; returns its id."""
-
-        def work(conn: sa.Connection) -> str:
-            done = conn.execute(s.gate_records.insert().values(**_encode_registry(row)))
-            return str(_new_id(done))
-
-        return self._write(work)
-
-    def gate_records(self, name: str, version: int | None = None) -> list[Row]:
-        """The gate records of model ``name`` (or of one version), newest first."""
-        table = s.gate_records
-        stmt = sa.select(table).where(table.c.name == name).order_by(table.c.id.desc())
-        if version is not None:
-            stmt = stmt.where(table.c.version == version)
-        with self._read() as conn:
-            return [_gate_row(dict(r)) for r in conn.execute(stmt).mappings()]
-
-    def change_alias(self, name: str, alias: str, decide: AliasDecision, event: Row) -> Row:
-        """Move, set or remove an alias and record the event, in one write transaction.
-
-        ``decide(current, history)`` gets the version the alias points at (None if
-        unset) and a function returning its events, oldest first; it returns
-        ``(action, version)`` (``version`` None removes the alias), returns None to
-        change nothing, or raises to refuse. Concurrent changes of one alias are
-        serialized, so the recorded ``previous_version`` is always the version the
-        change replaced. Returns the event written, or the alias's latest event when
-        nothing changed.
-        """
-
-        def work(conn: sa.Connection) -> Row:
-            key = (s.aliases.c.name == name, s.aliases.c.alias == alias)
-            locked = sa.select(s.aliases.c.version).where(*key).with_for_update()
-            current = conn.scalar(locked)
-            change = decide(current, lambda: _alias_events(conn, name, alias))
-            if change is None:
-                return _alias_events(conn, name, alias)[-1]
-            action, version = change
-            conn.execute(s.aliases.delete().where(*key))
-            if version is not None:
-                conn.execute(s.aliases.insert().values(name=name, alias=alias, version=version))
-            row = {**event, "name": name, "alias": alias, "action": action}
-            row |= {"version": version, "previous_version": current}
-            done = conn.execute(s.alias_events.insert().values(**row))
-            return {**row, "id": _new_id(done)}
-
-        return self._write_unique(work)
-
-    def alias_events(self, name: str, alias: str | None = None) -> list[Row]:
-        """The alias events of model ``name`` (or of one alias), oldest first."""
-        with self._read() as conn:
-            return _alias_events(conn, name, alias)
-
-    def _write_unique(self, work: Callable[[sa.Connection], T]) -> T:
-        """``_write``, run again when a concurrent writer inserted the same key first.
-
-        SQLite's write lock already serializes writers; PostgreSQL does not lock a row
-        that does not exist yet, so there the loser of such a race retries.
-        """
-        for attempt in range(_WRITE_ATTEMPTS):
-            try:
-                return self._write(work)
-            except StoreError as exc:
-                conflict = isinstance(exc.__cause__, sa.exc.IntegrityError)
-                if not conflict or attempt == _WRITE_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable: the loop returns or raises")
-
 
 _JSON_COLUMNS = ("params", "upstream", "environment", "preview", "value")
 
@@ -528,49 +342,6 @@ def _decode(row: Row) -> Row:
         if isinstance(row.get(key), str):
             row[key] = json.loads(row[key])
     return row
-
-
-_REGISTRY_JSON = ("lineage", "evaluation", "record")
-
-
-def _encode_registry(row: Row) -> Row:
-    return {
-        k: json.dumps(v, sort_keys=True, default=_json_default)
-        if k in _REGISTRY_JSON and v is not None
-        else v
-        for k, v in row.items()
-    }
-
-
-def _decode_registry(row: Row) -> Row:
-    for key in _REGISTRY_JSON:
-        if isinstance(row.get(key), str):
-            row[key] = json.loads(row[key])
-    return row
-
-
-def _json_default(value: Any) -> Any:
-    if getattr(value, "shape", None) == () and hasattr(value, "item"):
-        return value.item()  # a NumPy scalar: the Python number it holds
-    return str(value)
-
-
-def _new_id(done: sa.CursorResult[Any]) -> int:
-    key = done.inserted_primary_key
-    assert key is not None, "an INSERT always reports the key it generated"
-    return int(key[0])
-
-
-def _gate_row(row: Row) -> Row:
-    return _decode_registry({**row, "id": str(row["id"]), "passed": bool(row["passed"])})
-
-
-def _alias_events(conn: sa.Connection, name: str, alias: str | None) -> list[Row]:
-    table = s.alias_events
-    stmt = sa.select(table).where(table.c.name == name).order_by(table.c.id)
-    if alias is not None:
-        stmt = stmt.where(table.c.alias == alias)
-    return [{**r, "forced": bool(r["forced"])} for r in conn.execute(stmt).mappings()]
 
 
 def _upsert_params(conn: sa.Connection, rows: Sequence[Row]) -> None:
