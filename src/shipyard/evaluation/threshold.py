@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shipyard.errors import EvaluationError
-from shipyard.evaluation.metrics import _validated, check_inputs
+from shipyard.evaluation._inputs import _validated, check_inputs
 
 
 @dataclass(frozen=True)
