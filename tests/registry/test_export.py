@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from shipyard import pipeline, step
 from shipyard.core.project import Project
 from shipyard.errors import EvaluationError, MaterializerError
-from shipyard.registry.export import export_model, load_export, verify_export
+from shipyard.registry.export import VerifyCheck, export_model, load_export, verify_export
 from shipyard.registry.registry import Registry
 
 FEATURES = ["amount", "x1", "x2"]
@@ -297,3 +298,33 @@ def test_an_export_without_sample_verifies_what_it_can(project: Project, tmp_pat
 def test_a_folder_that_is_not_an_export_is_named(tmp_path: Path) -> None:
     with pytest.raises(MaterializerError, match="is not a model export"):
         verify_export(tmp_path)
+
+
+def test_without_skl2onnx_the_export_says_how_to_get_onnx(
+    project: Project, sample: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry, ref = registered(project)
+    monkeypatch.setitem(sys.modules, "skl2onnx", None)  # what an uninstalled package does
+    folder = export_model(registry, ref, tmp_path / "export", sample=sample)
+    onnx = json.loads((folder / "model.json").read_text())["onnx"]
+
+    assert onnx == {
+        "available": False,
+        "reason": "skl2onnx is not installed: pip install 'shipyard[onnx]'",
+    }
+    assert verify_export(folder).ok
+
+
+def test_without_onnxruntime_verify_warns_that_onnx_was_not_checked(
+    project: Project, sample: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry, ref = registered(project)
+    folder = export_model(registry, ref, tmp_path / "export", sample=sample)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    result = verify_export(folder)
+
+    assert result.ok and result.max_abs_difference_onnx is None
+    assert result.checks[-1] == VerifyCheck(
+        "onnx", False, "onnxruntime is not installed: pip install 'shipyard[onnx]'", warning=True
+    )
+    assert "warn  onnx: onnxruntime is not installed" in result.summary()

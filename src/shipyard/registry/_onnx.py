@@ -30,20 +30,11 @@ def export(
         (None when there is no sample to compare on).
     """
     try:
-        converter = importlib.import_module("skl2onnx")
-        types = importlib.import_module("skl2onnx.common.data_types")
-        importlib.import_module("onnxruntime")
+        content = _convert(model, features)
     except ImportError as exc:
         return _unavailable(f"{exc.name} is not installed: pip install 'shipyard[onnx]'")
-    try:
-        proto = converter.to_onnx(
-            model,
-            initial_types=[(INPUT, types.DoubleTensorType([None, features]))],
-            options={"zipmap": False},
-        )
     except Exception as exc:  # skl2onnx raises many kinds for what it cannot convert
         return _unavailable(f"skl2onnx cannot convert this model: {_short(exc)}")
-    content: bytes = proto.SerializeToString()
     difference = None
     if sample is not None and scores is not None:
         try:
@@ -60,6 +51,19 @@ def export(
         "max_abs_difference": difference,
         "sample_rows": None if sample is None else len(sample),
     }
+
+
+def _convert(model: Any, features: int) -> bytes:
+    converter = importlib.import_module("skl2onnx")
+    types = importlib.import_module("skl2onnx.common.data_types")
+    importlib.import_module("onnxruntime")  # converted but never checked is not offered
+    proto = converter.to_onnx(
+        model,
+        initial_types=[(INPUT, types.DoubleTensorType([None, features]))],
+        options={"zipmap": False},
+    )
+    content: bytes = proto.SerializeToString()
+    return content
 
 
 def run(model: bytes | Path, sample: np.ndarray) -> np.ndarray:

@@ -68,7 +68,8 @@ def verify(folder: Path, load: Callable[[Path], Any], *, onnx_tolerance: float) 
     checks = [_digest(folder, meta)]
     model = load(folder)
     needs = len((meta.get("model") or {}).get("needs") or [])
-    checks.append(VerifyCheck("model loads", True, f"{type(model).__name__}, {needs} trusted"))
+    detail = f"a {type(model).__name__}; {needs} type(s) beyond skops' defaults, all trusted"
+    checks.append(VerifyCheck("model loads", True, detail))
     sample = _sample(folder, meta)
     scored = None
     if sample is not None:
