@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from shipyard.cli import artifacts, contract, demo, features, init, run, runs
+from shipyard.cli import artifacts, contract, demo, evaluate, features, init, models, run, runs
 
 app = typer.Typer(
     name="shipyard",
@@ -25,6 +25,8 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(contract.app, name="contract")
 app.add_typer(features.app, name="features")
+app.add_typer(models.app, name="models")
+app.command("evaluate")(evaluate.evaluate)
 
 
 # Usage errors (a bad --param, an unknown option) are ClickExceptions: click's own, or in
