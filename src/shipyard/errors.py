@@ -22,6 +22,8 @@ keeps working for callers who do not know shipyard::
     ├── FeatureNotFoundError(LookupError)    a feature or view that is not defined
     ├── EvaluationError(ValueError)          data a model cannot be evaluated on
     ├── ModelNotFoundError(LookupError)      no such registered model, version or alias
+    ├── RegistryError(ValueError)            a model or alias name that cannot be used
+    ├── ExportError(FileExistsError)         an export folder that is not empty
     ├── PromotionRefusedError(RuntimeError)  no passing gate, and not forced with a reason
     ├── RunNotFoundError(LookupError)
     ├── StepFailedError(RuntimeError)        a step raised; carries the step and run
@@ -111,6 +113,14 @@ class EvaluationError(ShipyardError, ValueError):
 
 class ModelNotFoundError(ShipyardError, LookupError):
     """No registered model, version or alias of that name; the message lists what exists."""
+
+
+class RegistryError(ShipyardError, ValueError):
+    """A model or alias name that cannot be used; the message says what is allowed."""
+
+
+class ExportError(ShipyardError, FileExistsError):
+    """The folder to export a model into exists and is not empty."""
 
 
 class PromotionRefusedError(ShipyardError, RuntimeError):

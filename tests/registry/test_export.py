@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from shipyard import pipeline, step
 from shipyard.core.project import Project
-from shipyard.errors import EvaluationError, MaterializerError
+from shipyard.errors import EvaluationError, ExportError, MaterializerError
 from shipyard.registry.export import VerifyCheck, export_model, load_export, verify_export
 from shipyard.registry.registry import Registry
 
@@ -236,7 +236,7 @@ def test_a_non_empty_folder_is_refused_and_nothing_is_written(
     target.mkdir(parents=True)
     (target / "notes.txt").write_text("mine")
 
-    with pytest.raises(FileExistsError, match="already exists and is not an empty folder"):
+    with pytest.raises(ExportError, match="already exists and is not an empty folder"):
         export_model(registry, ref, target)
     assert [p.name for p in target.iterdir()] == ["notes.txt"]
     assert [p.name for p in target.parent.iterdir()] == ["export"]

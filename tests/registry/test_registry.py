@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 
 from shipyard import pipeline, step
 from shipyard.core.project import Project
-from shipyard.errors import ArtifactNotFoundError, ModelNotFoundError, PromotionRefusedError
+from shipyard.errors import (
+    ArtifactNotFoundError,
+    ModelNotFoundError,
+    PromotionRefusedError,
+    RegistryError,
+)
 from shipyard.registry._aliases import rollback_target
 from shipyard.registry.registry import AliasEvent, ModelVersion, RegisteredModel, Registry
 
@@ -200,7 +205,7 @@ def test_register_refuses_an_unknown_artifact_and_a_name_a_reference_cannot_hold
     with pytest.raises(ArtifactNotFoundError, match="No artifact matches 'nope'"):
         registry.register("fraud", artifact_id="nope")
     for name in ("fraud@x", "fraud:2", "", "-fraud", "a b"):
-        with pytest.raises(ValueError, match=f"{name!r} is not a valid model name"):
+        with pytest.raises(RegistryError, match=f"{name!r} is not a valid model name"):
             registry.register(name, artifact_id=artifact_id)
     assert registry.models() == []
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from shipyard.errors import ModelNotFoundError
+from shipyard.errors import ModelNotFoundError, RegistryError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -17,7 +17,7 @@ Selector = int | str | None
 def check_model_name(name: str) -> None:
     """Refuse a model name that a reference could not name unambiguously."""
     if not NAME_PATTERN.match(name):
-        raise ValueError(
+        raise RegistryError(
             f"{name!r} is not a valid model name. A model name starts with a letter or "
             "digit, followed by at most 127 letters, digits, '.', '_' or '-' "
             "(e.g. 'fraud-detector')."

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from shipyard.errors import EvaluationError
+from shipyard.errors import EvaluationError, ExportError
 from shipyard.registry import _onnx, _skops_file
 from shipyard.registry._verify import VerifyCheck, VerifyResult, verify
 from shipyard.registry.card import model_card
@@ -71,7 +71,7 @@ def export_model(
         The folder written.
 
     Raises:
-        FileExistsError: ``directory`` exists and is not an empty folder.
+        ExportError: ``directory`` exists and is not an empty folder.
         ModelNotFoundError: no such model, version or alias.
         MaterializerError: the model holds types shipyard does not trust.
         EvaluationError: the sample lacks some of the features.
@@ -124,7 +124,7 @@ def verify_export(
 
 def _refuse_used(target: Path) -> None:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise FileExistsError(
+        raise ExportError(
             f"{target} already exists and is not an empty folder; an export never mixes with "
             "other files. Choose a new folder, or remove this one first."
         )
@@ -134,7 +134,7 @@ def _move(staging: Path, target: Path) -> None:
     try:
         os.rename(staging, target)  # replaces an empty folder, refuses a non-empty one
     except OSError as exc:
-        raise FileExistsError(
+        raise ExportError(
             f"{target} was filled by someone else during the export; nothing was written. "
             "Choose a new folder."
         ) from exc
