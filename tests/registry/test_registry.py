@@ -584,3 +584,16 @@ def test_concurrent_registers_in_threads_never_share_a_version_number(
     assert errors == []
     assert sorted(made) == list(range(1, 81))
     assert [v.version for v in registry.versions("fraud")] == list(range(1, 81))
+
+
+def test_a_versions_evaluation_comes_from_its_registration_else_its_newest_gate(
+    registry: Registry, artifact_id: str
+) -> None:
+    registered = registry.register("fraud", artifact_id=artifact_id, evaluation={"threshold": 0.3})
+    bare = registry.register("fraud", artifact_id=artifact_id)
+    assert registry.evaluation(bare) is None
+    registry.record_gate("fraud", 2, {"evaluation": {"threshold": 0.1}}, passed=False)
+    registry.record_gate("fraud", 2, {"evaluation": {"threshold": 0.2}}, passed=True)
+
+    assert registry.evaluation(registered) == {"threshold": 0.3}
+    assert registry.evaluation(registry.get("fraud:2")) == {"threshold": 0.2}

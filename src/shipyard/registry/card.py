@@ -117,7 +117,7 @@ def model_card(registry: Registry, ref: str) -> ModelCard:
             "description": settings.description,
         },
         lineage=dict(version.lineage),
-        evaluation=None if version.evaluation is None else dict(version.evaluation),
+        evaluation=registry.evaluation(version),
         gate=gates[0] if gates else None,
         run=run,
         step_run=step_run,

@@ -159,6 +159,7 @@ def _write(
     lines += [f"{name}=={pinned}" for name, pinned in pins.items()]
     (folder / "requirements.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     facts = _facts(version, model, features, folder / MODEL, trusted)
+    facts["threshold"] = (registry.evaluation(version) or {}).get("threshold", facts["threshold"])
     facts["sample"] = (
         None if scored is None else {"rows": scored[0].height, "file": "sample.parquet"}
     )

@@ -174,6 +174,17 @@ class Registry:
         self._version(name, version)
         return self._store.gate_records(name, version)
 
+    def evaluation(self, version: ModelVersion) -> dict[str, Any] | None:
+        """The version's evaluation: the one registered with it, else the one the newest
+        gate record carries (``shipyard evaluate`` records it there), else None."""
+        if version.evaluation is not None:
+            return dict(version.evaluation)
+        for gate in self._store.gate_records(version.name, version.version):
+            found = gate["record"].get("evaluation") if isinstance(gate["record"], dict) else None
+            if isinstance(found, dict):
+                return found
+        return None
+
     # -- aliases --------------------------------------------------------------------
 
     def promote(
