@@ -30,9 +30,9 @@ class Project:
         self._lock = threading.Lock()
 
     @classmethod
-    def discover(cls, start: Path | None = None) -> Project:
+    def discover(cls, start: Path | str | None = None) -> Project:
         """The project that holds ``start`` (default: the working directory), cached."""
-        settings = load_settings(None if start is None else _find(start))
+        settings = load_settings(None if start is None else _find(Path(start)))
         with _open_lock:
             found = _open.get(settings.root)
             if found is None or found.settings != settings:
