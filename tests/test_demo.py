@@ -46,6 +46,9 @@ def test_the_demo_trains_the_fraud_model_and_records_every_step(
     assert "Promoted fraud:1 to production" in done.stdout
     assert "gate failed against fraud:1" in done.stdout
     assert "Promotion refused" in done.stdout
+    card = (demo / "reports" / "fraud-1-card.html").read_text()
+    assert "production" in card and "payments-ml" in card
+    assert "Gate" in (demo / "reports" / "fraud-1-evaluation.html").read_text()
     assert len(list((demo / "data").glob("transactions_*.parquet"))) == 45
 
     listed = json.loads(shipyard(["runs", "list", "--json"], demo, cli_env).stdout)

@@ -178,6 +178,24 @@ def _gate_and_promote(project: Any, run: Any) -> None:
             "fraud", version.version, reason="demo: passed the gate", gate_id=gate_id
         )
         console.print(f"   Promoted {version.ref} to [bold]production[/].")
+    _write_papers(project, version, evaluation, gate)
+
+
+def _write_papers(project: Any, version: Any, evaluation: Any, gate: Any) -> None:
+    """The evaluation report and the model card, as files a person opens."""
+    from shipyard.evaluation.report import write_report
+    from shipyard.registry.card import model_card
+    from shipyard.registry.registry import Registry
+
+    folder = project.root / "reports"
+    name = version.ref.replace(":", "-")
+    report = write_report(evaluation.to_dict(), folder / f"{name}-evaluation.html", gate.to_dict())
+    card = folder / f"{name}-card.html"
+    card.write_text(model_card(Registry(project), version.ref).html(), encoding="utf-8")
+    console.print(
+        f"   Evaluation report: {report.relative_to(project.root)}; model card: "
+        f"{card.relative_to(project.root)}"
+    )
 
 
 def _refuse_worse(project: Any) -> None:
