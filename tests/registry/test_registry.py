@@ -597,3 +597,26 @@ def test_a_versions_evaluation_comes_from_its_registration_else_its_newest_gate(
 
     assert registry.evaluation(registered) == {"threshold": 0.3}
     assert registry.evaluation(registry.get("fraud:2")) == {"threshold": 0.2}
+
+
+def test_a_gate_judged_against_an_older_production_model_is_stale(
+    registry: Registry, artifact_id: str
+) -> None:
+    for _ in range(3):
+        registry.register("fraud", artifact_id=artifact_id)
+    registry.record_gate("fraud", 1, {"baseline": None}, passed=True)
+    registry.record_gate("fraud", 2, {"baseline": None}, passed=True)  # judged before v1 won
+    registry.record_gate(
+        "fraud", 3, {"baseline": "fraud:1", "against": "fraud@production"}, passed=True
+    )
+    registry.promote("fraud", 1)
+
+    with pytest.raises(
+        PromotionRefusedError,
+        match="compared it with no model, but the alias now points at version 1",
+    ):
+        registry.promote("fraud", 2)
+    registry.promote("fraud", 3)  # judged against the model that holds production
+    assert registry.get("fraud@production").version == 3
+    registry.promote("fraud", 2, force=True, reason="hotfix")  # force still overrides
+    assert registry.get("fraud@production").version == 2

@@ -48,12 +48,29 @@ def actor_name(actor: str | None) -> str:
         return "unknown"
 
 
-def promotion(version: int) -> Callable[[int | None, History], Change]:
-    """Point the alias at ``version``; nothing changes if it already points there."""
+UNKNOWN = -1  # a gate record that does not say what it was compared with
+
+
+def promotion(
+    version: int, judged_against: int | None = UNKNOWN
+) -> Callable[[int | None, History], Change]:
+    """Point the alias at ``version``; nothing changes if it already points there.
+
+    ``judged_against`` is the version the approving gate compared the candidate with
+    (None: no baseline). If the alias has moved since, the gate is stale: refused, in
+    the same transaction that would have moved the alias.
+    """
 
     def decide(current: int | None, _history: History) -> Change:
         if current == version:
             return None
+        if judged_against != UNKNOWN and current != judged_against:
+            then = "no model" if judged_against is None else f"version {judged_against}"
+            raise PromotionRefusedError(
+                f"The gate of version {version} compared it with {then}, but the alias now "
+                f"points at version {current}. Evaluate it again against the current model "
+                "(shipyard evaluate), or force with a reason."
+            )
         return ("set" if current is None else "moved", version)
 
     return decide

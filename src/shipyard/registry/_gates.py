@@ -63,3 +63,26 @@ def _chosen(records: list[Row], name: str, version: int, gate_id: str | None) ->
             f"The gate records of {ref}: {ids}."
         )
     return found
+
+
+def judged_against(records: list[Row], gate_id: str | None, name: str, alias: str) -> int | None:
+    """The version of ``name`` the gate ``gate_id`` compared with, when it says so and was
+    judged against ``alias``; None for no baseline; ``UNKNOWN`` when it does not say."""
+    from shipyard.registry._aliases import UNKNOWN
+
+    record = next((r["record"] for r in records if str(r["id"]) == gate_id), None)
+    if not isinstance(record, dict) or "baseline" not in record:
+        return UNKNOWN
+    against = str(record.get("against", alias)).rpartition("@")[
+        2
+    ]  # "fraud@production" or "production"
+    if against != alias:
+        return UNKNOWN
+    baseline = record["baseline"]
+    if baseline is None:
+        return None
+    version = record.get("baseline_version")
+    if isinstance(version, int):
+        return version
+    model, _, number = str(baseline).partition(":")
+    return int(number) if model == name and number.isdigit() else UNKNOWN

@@ -227,7 +227,8 @@ class Registry:
         records = self._store.gate_records(name)
         gate = _gates.approving_gate(records, name, version, gate_id, force=force, reason=reason)
         event = _event(actor, reason, gate_id=gate, forced=force)
-        return self._change(name, alias, _aliases.promotion(version), event)
+        judged = _aliases.UNKNOWN if force else _gates.judged_against(records, gate, name, alias)
+        return self._change(name, alias, _aliases.promotion(version, judged), event)
 
     def remove_alias(
         self, name: str, alias: str, *, actor: str | None = None, reason: str = ""
