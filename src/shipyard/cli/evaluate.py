@@ -45,7 +45,7 @@ def evaluate(
     record: Annotated[
         bool,
         typer.Option(
-            "--register-gate/--no-record",
+            "--record/--no-record",
             help="Record the gate decision on the candidate version (what promotion needs).",
         ),
     ] = True,
