@@ -17,8 +17,9 @@ The public API. Everything else is private and may change::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from shipyard._utils.lazy import lazy_attributes
 from shipyard.core.context import StepContext, get_context
 from shipyard.core.pipeline import Pipeline, pipeline
 from shipyard.core.step import Step, step
@@ -80,15 +81,7 @@ if TYPE_CHECKING:
     from shipyard.registry.registry import Registry
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shipyard' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

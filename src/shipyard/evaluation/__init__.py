@@ -1,11 +1,13 @@
 """Business objectives as code: metrics, cost-optimal thresholds, fairness, gates.
 
-    from shipyard.evaluation import Objectives, evaluate, run_gate, write_report
+from shipyard.evaluation import Objectives, evaluate, run_gate, write_report
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shipyard._utils.lazy import lazy_attributes
 
 __all__ = ["Evaluation", "GateRecord", "Objectives", "evaluate", "run_gate", "write_report"]
 
@@ -25,12 +27,4 @@ if TYPE_CHECKING:
     from shipyard.evaluation.report import write_report
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shipyard.evaluation' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())

@@ -5,7 +5,9 @@ from shipyard.features import Entity, FeatureView, FeatureStore, Source, window_
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shipyard._utils.lazy import lazy_attributes
 
 __all__ = [
     "Entity",
@@ -36,12 +38,4 @@ if TYPE_CHECKING:
     from shipyard.features.windows import window_aggregates
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shipyard.features' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())

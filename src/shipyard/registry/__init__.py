@@ -1,11 +1,13 @@
 """The model registry: versions, aliases with an audit log, model cards, export.
 
-    from shipyard.registry import Registry, model_card, export_model, verify_export
+from shipyard.registry import Registry, model_card, export_model, verify_export
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shipyard._utils.lazy import lazy_attributes
 
 __all__ = ["Registry", "export_model", "load_export", "model_card", "verify_export"]
 
@@ -23,12 +25,4 @@ if TYPE_CHECKING:
     from shipyard.registry.registry import Registry
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shipyard.registry' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
