@@ -44,7 +44,7 @@ def test_the_demo_trains_the_fraud_model_and_records_every_step(
     assert "completed" in done.stdout
     # The first model passes the gate and goes to production; the weaker one is refused.
     assert "Promoted fraud:1 to production" in done.stdout
-    assert "gate failed against fraud:1" in done.stdout
+    assert "gate failed against fraud@production (fraud:1)" in done.stdout
     assert "Promotion refused" in done.stdout
     card = (demo / "reports" / "fraud-1-card.html").read_text()
     assert "production" in card and "payments-ml" in card

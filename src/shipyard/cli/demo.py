@@ -220,42 +220,33 @@ def _refuse_worse(project: Any) -> None:
 
 
 def _gate_run(project: Any, run: Any, against: str = "production") -> tuple[Any, str, Any, Any]:
-    """Evaluate a training run's model and the one behind ``fraud@against`` on the run's
-    test days, now; register the candidate with its evaluation; record the gate."""
-    from shipyard.errors import ModelNotFoundError
-    from shipyard.evaluation.evaluate import evaluate
-    from shipyard.evaluation.gate import run_gate
-    from shipyard.evaluation.objectives import Objectives
+    """Register a training run's model, then gate it against ``fraud@against`` on the
+    run's test days, both scored now (as ``shipyard evaluate`` does)."""
+    from shipyard.cli._gating import gate_version
     from shipyard.registry.registry import Registry
 
     fraud = importlib.import_module("fraud.features")
     features = [*fraud.CATEGORICAL, *fraud.NUMERIC]
-    registry, objectives = Registry(project), Objectives.from_project(project)
     test = run.step_runs["split_by_time"].outputs["test"].load()
     artifact = run.step_runs["train_model"].outputs["output"]
-
-    def judged(model: Any, name: str) -> Any:
-        return evaluate(model, test, objectives, features=features, label=LABEL, name=name)
-
-    candidate = judged(artifact.load(), f"run {run.id[:8]}")
-    version = registry.register(
+    version = Registry(project).register(
         "fraud",
         artifact_id=artifact.id,
         run_id=run.id,
-        evaluation=candidate.to_dict(),
         lineage=_lineage(run, features),
         description="Scores card payments for fraud.",
     )
-    try:
-        current = registry.get(f"fraud@{against}")
-        baseline, baseline_name = judged(registry.load(current.ref), current.ref), current.ref
-    except ModelNotFoundError:
-        baseline, baseline_name = None, None
-    gate = run_gate(
-        objectives, candidate.metrics, baseline and baseline.metrics, baseline_name=baseline_name
+    gated = gate_version(
+        project,
+        version,
+        test,
+        label=LABEL,
+        features=features,
+        against=against,
+        context={"data": f"run {run.id[:8]}: split_by_time.test"},
     )
-    gate_id = registry.record_gate("fraud", version.version, gate.to_dict(), passed=gate.passed)
-    return version, gate_id, candidate, gate
+    assert gated.gate_id is not None  # recorded: record=True
+    return version, gated.gate_id, gated.evaluation, gated.gate
 
 
 def _lineage(run: Any, features: list[str]) -> dict[str, Any]:

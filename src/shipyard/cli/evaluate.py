@@ -59,49 +59,38 @@ def evaluate(
     fairness and latency checks apply. The decision is recorded on the candidate unless
     --no-record. Exit 0 gate passed, 1 gate failed, 2 bad input (unknown version,
     unreadable data, missing columns, broken objectives)."""
-    from shipyard.evaluation.evaluate import evaluate as score
-    from shipyard.evaluation.gate import run_gate
-    from shipyard.evaluation.objectives import Objectives
+    from shipyard.cli._gating import gate_version
     from shipyard.evaluation.report import write_report
     from shipyard.registry.registry import Registry
 
     project = current_project()
-    registry = Registry(project)
-    candidate = registry.get(ref)
-    objectives = Objectives.from_project(project)
+    candidate = Registry(project).get(ref)
     rows = read_parquet(data, "--data")
     tune = None if validation is None else read_parquet(validation, "--validation")
     columns = _features(features, candidate, rows.columns, label)
-    baseline = _baseline(registry, candidate.name, against)
-    target = f"{candidate.name}@{against}"
-
-    def run(version: Any, inputs: list[str]) -> Any:
-        model = registry.load(version.ref)
-        return score(
-            model, rows, objectives, features=inputs, label=label, validation=tune, name=version.ref
-        )
-
     busy = console.status(f"evaluating {escape(candidate.ref)}") if not as_json else nullcontext()
     with busy:
-        mine = run(candidate, columns)
-        theirs = None if baseline is None else run(baseline, _baseline_features(baseline, columns))
-    against_name = None if baseline is None else f"{target} ({baseline.ref})"
-    base_metrics = None if theirs is None else theirs.metrics
-    gate = run_gate(objectives, mine.metrics, base_metrics, baseline_name=against_name)
-    gate_id = None
-    if record:
-        kept = {
-            **gate.to_dict(),
-            "against": target,
-            "baseline_version": None if baseline is None else baseline.version,
-            "data": str(data),
-            "validation_data": None if validation is None else str(validation),
-            "features": columns,
-            "label": label,
-            "evaluation": _compact(mine),
-            "baseline_evaluation": None if theirs is None else _compact(theirs),
-        }
-        gate_id = registry.record_gate(candidate.name, candidate.version, kept, passed=gate.passed)
+        gated = gate_version(
+            project,
+            candidate,
+            rows,
+            label=label,
+            features=columns,
+            against=against,
+            validation=tune,
+            record=record,
+            context={
+                "data": str(data),
+                "validation_data": None if validation is None else str(validation),
+            },
+        )
+    mine, theirs, gate, gate_id = (
+        gated.evaluation,
+        gated.baseline_evaluation,
+        gated.gate,
+        gated.gate_id,
+    )
+    baseline, target = gated.baseline, gated.target
     if report is not None:
         write_report(mine.to_dict(), report, gate=gate.to_dict())
     if as_json:
@@ -155,28 +144,6 @@ def _features(given: str | None, version: Any, columns: list[str], label: str) -
         f"columns: --features a,b,c. The data's columns besides the label: {others}.",
         param_hint="--features",
     )
-
-
-def _baseline(registry: Any, name: str, alias: str) -> Any:
-    from shipyard.errors import ModelNotFoundError
-
-    try:
-        return registry.get(f"{name}@{alias}")
-    except ModelNotFoundError:
-        return None
-
-
-def _baseline_features(baseline: Any, columns: list[str]) -> list[str]:
-    """The baseline's own inputs when its lineage names them (it may use other features)."""
-    recorded = baseline.lineage.get("features")
-    return [str(c) for c in recorded] if isinstance(recorded, list) and recorded else columns
-
-
-def _compact(evaluation: Any) -> dict[str, Any]:
-    """An evaluation without its curves: what a gate record keeps."""
-    kept = evaluation.to_dict()
-    kept.pop("curves", None)
-    return dict(kept)
 
 
 def _print(candidate: Any, baseline: Any, target: str, mine: Any, theirs: Any, gate: Any) -> None:
