@@ -105,3 +105,9 @@ def test_a_missing_sensitive_feature_and_a_missing_input_are_named(model) -> Non
         evaluate(Model(model), test.drop("country"), OBJECTIVES, features=["x"], label="label")
     with pytest.raises(EvaluationError, match=r"lacks the model's input columns \['y'\]"):
         evaluate(Model(model), test, OBJECTIVES, features=["y"], label="label")
+
+
+def test_a_task_other_than_binary_is_refused_not_misread(model) -> None:
+    regression = Objectives.from_table({**OBJECTIVES.to_dict(), "task": "regression"})
+    with pytest.raises(EvaluationError, match="binary classifiers only so far"):
+        evaluate(Model(model), data(200, 6), regression, features=["x"], label="label")

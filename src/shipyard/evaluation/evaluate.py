@@ -78,6 +78,12 @@ def evaluate(
         name: how the model is named in the result.
         latency_rows: how many single-row predictions to time.
     """
+    if objectives.task != "binary":
+        raise EvaluationError(
+            f"The objectives declare task {objectives.task!r}; shipyard evaluates binary "
+            'classifiers only so far. Set task = "binary" for a model with predict_proba, or '
+            "evaluate this model with your own metrics."
+        )
     if validation is None:
         half = data.height // 2
         validation, data = data.head(half), data.slice(half)
