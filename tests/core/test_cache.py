@@ -115,6 +115,26 @@ def test_changing_a_module_constant_the_helper_reads_invalidates(project, module
     assert run.output == 9
 
 
+def test_a_helper_rebound_in_a_live_process_invalidates_without_any_file_change(
+    project, modules
+) -> None:
+    steps = modules()
+    steps.flow()
+    helpers = sys.modules["helpers"]
+    original = helpers.scale
+
+    def scale(x):  # what re-running a notebook cell that redefines the helper does
+        return x * 10
+
+    helpers.scale = scale
+    try:
+        run = steps.flow()
+    finally:
+        helpers.scale = original
+    assert statuses(run)["transform"] == "completed"
+    assert run.output == 30
+
+
 def test_comments_docstrings_and_formatting_do_not_invalidate(project, modules) -> None:
     modules().flow()
     reworded = HELPERS.replace('"""Multiply by the factor."""', '"""Scale x up."""  # note')

@@ -44,17 +44,20 @@ class Closure:
 
 _walking = threading.RLock()
 Stamp = tuple[str, int, int]  # a source file's path, mtime and size
-_memo: weakref.WeakKeyDictionary[Any, tuple[Any, tuple[Stamp, ...], Closure]] = (
-    weakref.WeakKeyDictionary()
-)
+_MISSING = object()
+Binding = tuple[dict[str, Any], str, int]  # a namespace, a name in it, the id of its value
+_memo: weakref.WeakKeyDictionary[
+    Any, tuple[Any, tuple[Stamp, ...], Closure, tuple[Binding, ...]]
+] = weakref.WeakKeyDictionary()
 
 
 def closure_of(fn: Any) -> Closure:
     """Hash the code closure of ``fn``.
 
-    The result is remembered while the function's code and every source file the
-    closure reached stay unchanged, so a helper edited in a long-lived process
-    (a notebook with autoreload) is still noticed.
+    The result is remembered while the function's code, every source file the
+    closure reached and every global name it read stay unchanged, so a helper edited
+    in a long-lived process (a notebook with autoreload), or a global rebound there
+    (``VIEW = FeatureView(...)`` run again), is still noticed.
 
     One walk at a time: ``inspect.getsource`` goes through ``linecache``, which is not
     thread-safe (one thread's ``checkcache`` can drop the entry another is reading, a
@@ -63,12 +66,18 @@ def closure_of(fn: Any) -> Closure:
     with _walking:
         code = getattr(fn, "__code__", None)
         found = _memo.get(fn)
-        if found is not None and found[0] is code and all(map(_unchanged, found[1])):
+        if (
+            found is not None
+            and found[0] is code
+            and all(map(_unchanged, found[1]))
+            and all(id(space.get(name, _MISSING)) == ident for space, name, ident in found[3])
+        ):
             return found[2]
         walker = _Walker()
         walker.visit(fn)
         closure = Closure(walker.digest(), dict(sorted(walker.packages.items())))
-        _memo[fn] = (code, tuple(_stamp(f) for f in sorted(walker.files)), closure)
+        stamps = tuple(_stamp(f) for f in sorted(walker.files))
+        _memo[fn] = (code, stamps, closure, tuple(walker.bindings))
         return closure
 
 
@@ -89,6 +98,7 @@ class _Walker:
         self.parts: list[tuple[str, str]] = []
         self.packages: dict[str, str] = {}
         self.files: set[str] = set()
+        self.bindings: list[Binding] = []
         self._seen: set[int] = set()
 
     def digest(self) -> str:
@@ -128,6 +138,7 @@ class _Walker:
         if name not in namespace:
             return
         value = namespace[name]
+        self.bindings.append((namespace, name, id(value)))
         version = getattr(type(value), "__shipyard_version__", None)
         if isinstance(version, property):  # a definition that hashes itself (a feature view)
             self.parts.append((f"version:{name}", str(value.__shipyard_version__)))
@@ -152,10 +163,27 @@ class _Walker:
         except (OSError, TypeError):
             source = ""
         self.parts.append((f"module:{module.__name__}", _strip_docstrings(source)))
+        namespace = vars(module)
         for name in sorted(_module_level_names(source)):
-            value = vars(module).get(name)
+            value = namespace.get(name)
             if isinstance(value, (types.ModuleType, types.FunctionType, type)):
                 self.visit(value)
+        for name in sorted(_module_definitions(source)):
+            self._visit_live(module, namespace, name)
+
+    def _visit_live(self, module: types.ModuleType, namespace: dict[str, Any], name: str) -> None:
+        """What a name the module defines holds now: the file says what it was, but a live
+        process (a notebook) may have rebound it since."""
+        value = namespace.get(name, _MISSING)
+        self.bindings.append((namespace, name, id(value)))
+        if isinstance(value, _CONSTANT_TYPES):
+            self.parts.append((f"live:{module.__name__}.{name}", repr(value)))
+        elif isinstance(value, (types.FunctionType, type)) and (
+            getattr(value, "__module__", None) != module.__name__
+            or getattr(value, "__qualname__", name) != name
+        ):
+            self.parts.append((f"live:{module.__name__}.{name}", "rebound"))
+            self.visit(value)
 
     def _visit_import(self, name: str) -> None:
         """A module the step imports in its body; it may not be imported yet."""
@@ -348,6 +376,22 @@ def _is_shipyard_decorator(node: ast.expr) -> bool:
         getattr(target, "id", None) in ("step", "pipeline")
         or getattr(target, "attr", None) in ("step", "pipeline")
     )
+
+
+def _module_definitions(source: str) -> set[str]:
+    """The names a module's top level defines: functions, classes and assigned names."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
 
 
 def _module_level_names(source: str) -> set[str]:
