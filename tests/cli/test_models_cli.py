@@ -297,6 +297,34 @@ def test_card_export_and_verify(proj: Path) -> None:
     assert "is not a model export" in not_export.stderr
 
 
+def test_register_takes_the_model_of_a_run_with_its_lineage(proj: Path) -> None:
+    runs = as_json(shipyard(proj, "runs", "list", "--json"))
+    first = min(runs, key=lambda r: r["started_at"])["id"]
+    done = shipyard(
+        proj,
+        "models",
+        "register",
+        "churn",
+        "--run",
+        first[:8],
+        "--step",
+        "train",
+        "--features",
+        "x1,x2",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    version = as_json(done)
+    assert (version["name"], version["version"]) == ("churn", 1)
+    assert version["lineage"]["features"] == ["x1", "x2"]
+    assert version["lineage"]["params"]["flip"] is False
+    assert version["lineage"]["run"] == first
+
+    wrong = shipyard(proj, "models", "register", "churn", "--run", first[:8], "--step", "fit")
+    assert wrong.returncode == 2
+    assert "has no output 'output' of a step 'fit'" in wrong.stderr + wrong.stdout
+
+
 def test_help_lists_the_commands() -> None:
     models = CliRunner().invoke(app, ["models", "--help"])
     evaluate = CliRunner().invoke(app, ["evaluate", "--help"])

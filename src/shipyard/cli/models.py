@@ -61,6 +61,37 @@ def list_models(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
+@app.command("register")
+def register(
+    name: Annotated[str, typer.Argument(help="The model's name, e.g. fraud.")],
+    run: Annotated[str, typer.Option(help="The run that trained it (an id or unique prefix).")],
+    step: Annotated[str, typer.Option(help="The step whose output is the model.")],
+    output: Annotated[str, typer.Option(help="The step's output holding the model.")] = "output",
+    features: Annotated[
+        str | None, typer.Option(help="The model's input columns, a,b,c (kept in its lineage).")
+    ] = None,
+    description: Annotated[str, typer.Option(help="What this version is.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Register the model a run's step stored as a new version of NAME.
+
+    The version records the run's lineage: the contracts its ingestion checked, the
+    feature view versions its training set used, params, seed and git commit. Exit 2
+    for an unknown run, step or output."""
+    from shipyard.core.run import Run
+
+    registry = _registry()
+    trained = Run.load(current_project(), run)
+    columns = None if features is None else [c.strip() for c in features.split(",") if c.strip()]
+    version = registry.register_run(
+        name, trained, step=step, output=output, features=columns, description=description
+    )
+    if as_json:
+        print_json(asdict(version))
+        return
+    console.print(f"Registered [bold]{escape(version.ref)}[/] from run {trained.id[:8]}.")
+
+
 @app.command("show")
 def show(ref: RefArg, as_json: JsonOption = False) -> None:
     """A version: what it is, where it came from, its evaluation, its gate records, and

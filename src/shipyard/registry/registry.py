@@ -12,10 +12,12 @@ concurrent promotions, from threads or processes, never lose an update.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from shipyard.errors import ModelNotFoundError
 from shipyard.registry import _aliases, _gates, _lookup
+from shipyard.registry._lineage import run_lineage
 from shipyard.registry._records import AliasEvent, ModelVersion, RegisteredModel
 
 if TYPE_CHECKING:
@@ -94,6 +96,36 @@ class Registry:
         }
         row = self._store.add_model_version(model, version)
         return ModelVersion.from_row(self._store.model_versions(name, row["version"])[0])
+
+    def register_run(
+        self,
+        name: str,
+        run: Any,
+        *,
+        step: str,
+        output: str = "output",
+        features: Sequence[str] | None = None,
+        description: str = "",
+    ) -> ModelVersion:
+        """Register the model a run's ``step`` stored as ``output``, with the run's lineage
+        (contracts checked, feature view versions, params, seed, git commit)."""
+        if step not in run.step_runs or output not in run.step_runs[step].outputs:
+            steps = {s: sorted(r.outputs) for s, r in run.step_runs.items()}
+            raise ModelNotFoundError(
+                f"Run {run.id[:8]} has no output {output!r} of a step {step!r}; its steps and "
+                f"outputs are {steps}. Name the step that returns the model."
+            )
+        artifact = run.step_runs[step].outputs[output]
+        lineage = run_lineage(run)
+        if features is not None:
+            lineage["features"] = list(features)
+        return self.register(
+            name,
+            artifact_id=artifact.id,
+            run_id=run.id,
+            lineage=lineage,
+            description=description,
+        )
 
     def models(self) -> list[RegisteredModel]:
         """Every registered model, by name, with its latest version and its aliases."""
