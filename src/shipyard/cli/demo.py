@@ -228,12 +228,12 @@ def _gate_run(project: Any, run: Any, against: str = "production") -> tuple[Any,
     fraud = importlib.import_module("fraud.features")
     features = [*fraud.CATEGORICAL, *fraud.NUMERIC]
     test = run.step_runs["split_by_time"].outputs["test"].load()
-    artifact = run.step_runs["train_model"].outputs["output"]
-    version = Registry(project).register(
+    version = Registry(project).register_run(
         "fraud",
-        artifact_id=artifact.id,
-        run_id=run.id,
-        lineage=_lineage(run, features),
+        run,
+        step="train_model",
+        features=features,
+        lineage={"training_window": {"start": run.params["start"], "end": run.params["end"]}},
         description="Scores card payments for fraud.",
     )
     gated = gate_version(
@@ -247,25 +247,6 @@ def _gate_run(project: Any, run: Any, against: str = "production") -> tuple[Any,
     )
     assert gated.gate_id is not None  # recorded: record=True
     return version, gated.gate_id, gated.evaluation, gated.gate
-
-
-def _lineage(run: Any, features: list[str]) -> dict[str, Any]:
-    """What the model was made from: contract, training window, feature views, code."""
-    report = run.step_runs["ingest"].outputs["report"].load()
-    views = run.logged_params.get("build_training_set", {})
-    return {
-        "contracts": {report["contract_id"]: report["contract_version"]},
-        "training_window": {"start": run.params.get("start"), "end": run.params.get("end")},
-        "feature_views": {
-            key.removeprefix("feature_view."): value
-            for key, value in views.items()
-            if key.startswith("feature_view.")
-        },
-        "features": features,
-        "git_commit": run.git_commit,
-        "run": run.id,
-        "params": run.params,
-    }
 
 
 def _report(run: Any, directory: Path) -> None:

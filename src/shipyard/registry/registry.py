@@ -105,10 +105,12 @@ class Registry:
         step: str,
         output: str = "output",
         features: Sequence[str] | None = None,
+        lineage: Mapping[str, Any] | None = None,
         description: str = "",
     ) -> ModelVersion:
         """Register the model a run's ``step`` stored as ``output``, with the run's lineage
-        (contracts checked, feature view versions, params, seed, git commit)."""
+        (contracts checked, feature view versions, params, seed, git commit), plus the
+        model's input ``features`` and any ``lineage`` the caller adds."""
         if step not in run.step_runs or output not in run.step_runs[step].outputs:
             steps = {s: sorted(r.outputs) for s, r in run.step_runs.items()}
             raise ModelNotFoundError(
@@ -116,15 +118,11 @@ class Registry:
                 f"outputs are {steps}. Name the step that returns the model."
             )
         artifact = run.step_runs[step].outputs[output]
-        lineage = run_lineage(run)
+        found = {**run_lineage(run), **dict(lineage or {})}
         if features is not None:
-            lineage["features"] = list(features)
+            found["features"] = list(features)
         return self.register(
-            name,
-            artifact_id=artifact.id,
-            run_id=run.id,
-            lineage=lineage,
-            description=description,
+            name, artifact_id=artifact.id, run_id=run.id, lineage=found, description=description
         )
 
     def models(self) -> list[RegisteredModel]:
