@@ -1,0 +1,344 @@
+"""The request and response codecs of the prediction API: pure functions, no server.
+
+Three wire formats turn into the same polars frame, with the model's exact input
+dtypes: shipyard's own JSON records (:func:`parse_records`), the Open Inference
+Protocol v2 (:func:`parse_v2_infer`) and the MLflow scoring protocol
+(:func:`parse_invocations`). Every value is checked against the input schema and
+every problem is reported at once, in one :class:`ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Set
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from shipyard._utils.lazy import lazy_attributes
+from shipyard.errors import ShipyardError
+
+__all__ = [
+    "ProtocolError",
+    "format_invocations",
+    "format_v2_infer",
+    "parse_invocations",
+    "parse_records",
+    "parse_v2_infer",
+    "records_json_schema",
+    "v2_metadata",
+    "v2_server_metadata",
+]
+
+# The v2 and MLflow codecs build on the checks below, so they are loaded on first use.
+_LAZY = {
+    "format_invocations": "shipyard.serving._mlflow",
+    "parse_invocations": "shipyard.serving._mlflow",
+    "format_v2_infer": "shipyard.serving._v2",
+    "parse_v2_infer": "shipyard.serving._v2",
+    "v2_metadata": "shipyard.serving._v2",
+    "v2_server_metadata": "shipyard.serving._v2",
+}
+
+if TYPE_CHECKING:
+    from shipyard.serving._mlflow import format_invocations, parse_invocations
+    from shipyard.serving._v2 import (
+        format_v2_infer,
+        parse_v2_infer,
+        v2_metadata,
+        v2_server_metadata,
+    )
+
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
+
+Schema = Mapping[str, pl.DataType | type[pl.DataType]]
+
+_ABSENT = object()  # a value already reported (missing field, record not an object)
+_EXPECTED = {
+    "float": "a number",
+    "int": "an integer",
+    "bool": "true or false",
+    "string": "a string",
+    "datetime": "an ISO 8601 date-time string",
+    "date": "an ISO 8601 date string",
+    "other": "a value",
+}
+
+
+class ProtocolError(ShipyardError, ValueError):
+    """A request that does not fit the model's input schema or the wire protocol.
+
+    Attributes:
+        status: The HTTP status to answer with: 400 for a malformed request
+            (v2 and MLflow say so), 422 for records that break the schema.
+        problems: One line per problem, each naming the record and field, what
+            was expected and what arrived.
+    """
+
+    def __init__(self, problems: list[str], *, status: int = 422) -> None:
+        self.status = status
+        self.problems = list(problems)
+        if len(problems) == 1:
+            message = problems[0]
+        else:
+            message = f"{len(problems)} problems in the request:\n" + "\n".join(
+                f"- {problem}" for problem in problems
+            )
+        super().__init__(message)
+
+
+def parse_records(body: Any, schema: Schema, optional: Set[str] = frozenset()) -> pl.DataFrame:
+    """Shipyard's own JSON: one object, a list of objects, or ``{"records": [...]}``.
+
+    Args:
+        body: The decoded JSON body.
+        schema: The model's input columns and their polars types.
+        optional: Columns that may be missing or null.
+
+    Returns:
+        One row per record, one column per schema entry, with the schema's dtypes.
+
+    Raises:
+        ProtocolError: Status 422, listing every missing, unknown, null or
+            mistyped field of every record.
+    """
+    dtypes = _dtypes(schema)
+    if isinstance(body, dict) and set(body) == {"records"} and "records" not in dtypes:
+        body = body["records"]
+    if isinstance(body, dict):
+        return _records_frame([body], dtypes, optional, status=422)
+    if not isinstance(body, list):
+        expected = 'expected a JSON object, a list of objects or {"records": [...]}'
+        raise ProtocolError([f"{expected}, got {_describe(body)}"], status=422)
+    return _records_frame(body, dtypes, optional, status=422)
+
+
+def records_json_schema(schema: Schema, optional: Set[str] = frozenset()) -> dict[str, Any]:
+    """The JSON Schema of one input record, for the OpenAPI document.
+
+    Args:
+        schema: The model's input columns and their polars types.
+        optional: Columns that may be left out or null.
+
+    Returns:
+        An object schema with one property per column, the required ones listed,
+        and no other properties allowed.
+    """
+    dtypes = _dtypes(schema)
+    properties = {}
+    for name, dtype in dtypes.items():
+        prop = _json_type(dtype)
+        if name in optional and "type" in prop:
+            prop["type"] = [prop["type"], "null"]
+        properties[name] = prop
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [name for name in dtypes if name not in optional],
+        "additionalProperties": False,
+    }
+
+
+def _json_type(dtype: pl.DataType) -> dict[str, Any]:
+    kind = _kind(dtype)
+    if kind == "int":
+        low, high = _int_range(dtype)
+        return {"type": "integer", "minimum": low, "maximum": high}
+    types: dict[str, dict[str, Any]] = {
+        "float": {"type": "number"},
+        "bool": {"type": "boolean"},
+        "string": {"type": "string"},
+        "datetime": {"type": "string", "format": "date-time"},
+        "date": {"type": "string", "format": "date"},
+    }
+    return dict(types.get(kind, {}))
+
+
+# The value checks shared by every format.
+
+
+def _dtypes(schema: Schema) -> dict[str, pl.DataType]:
+    return {name: dtype() if isinstance(dtype, type) else dtype for name, dtype in schema.items()}
+
+
+def _kind(dtype: pl.DataType) -> str:
+    if dtype == pl.Boolean:
+        return "bool"
+    if dtype.is_float():
+        return "float"
+    if dtype.is_integer():
+        return "int"
+    if dtype == pl.String:
+        return "string"
+    if isinstance(dtype, pl.Datetime):
+        return "datetime"
+    return "date" if dtype == pl.Date else "other"
+
+
+def _int_range(dtype: pl.DataType) -> tuple[int, int]:
+    info = np.iinfo(str(dtype).lower())
+    return int(info.min), int(info.max)
+
+
+def _expected(dtype: pl.DataType) -> str:
+    kind = _kind(dtype)
+    if kind == "int" and dtype != pl.Int64:
+        low, high = _int_range(dtype)
+        return f"an integer from {low} to {high}"
+    return _EXPECTED[kind]
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"{shown!r} (a string)"
+    if isinstance(value, int | float):
+        return f"{value!r} (a number)"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return f"an object with keys {', '.join(map(str, value)) or '(none)'}"
+    return f"{value!r} (a {type(value).__name__})"
+
+
+def _coerce(value: Any, kind: str, dtype: pl.DataType) -> tuple[bool, Any]:
+    """Whether ``value`` fits the column, and the value polars should receive."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "float":
+        return number, float(value) if number else value
+    if kind == "int":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        low, high = _int_range(dtype)
+        return isinstance(value, int) and not isinstance(
+            value, bool
+        ) and low <= value <= high, value
+    if kind == "bool":
+        return isinstance(value, bool), value
+    if kind == "string":
+        return isinstance(value, str), value
+    if kind == "datetime":
+        parsed = _parse_datetime(value)
+        return parsed is not None, parsed
+    if kind == "date":
+        try:
+            return True, dt.date.fromisoformat(value)
+        except (TypeError, ValueError):
+            return False, value
+    return True, value
+
+
+def _parse_datetime(value: Any) -> dt.datetime | None:
+    """An ISO 8601 string as a naive UTC datetime: naive means UTC, offsets are converted."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, dt.datetime):
+        return None
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _records_frame(
+    records: list[Any], dtypes: dict[str, pl.DataType], optional: Set[str], status: int
+) -> pl.DataFrame:
+    if not records:
+        raise ProtocolError(["no records: send at least one object"], status=status)
+    problems: list[str] = []
+    known = ", ".join(dtypes)
+    columns: dict[str, list[Any]] = {name: [] for name in dtypes}
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            problems.append(f"record {index}: expected an object, got {_describe(record)}")
+            record = dict.fromkeys(dtypes, _ABSENT)
+        for name in record:
+            if name not in dtypes:
+                problems.append(f"record {index}: unknown field '{name}' (known fields: {known})")
+        for name, values in columns.items():
+            if name not in record and name not in optional:
+                problems.append(f"record {index}: missing required field '{name}'")
+            values.append(record.get(name, None if name in optional else _ABSENT))
+    return _frame(columns, dtypes, optional, problems, status)
+
+
+def _columns_frame(
+    columns: dict[str, Any],
+    dtypes: dict[str, pl.DataType],
+    optional: Set[str],
+    problems: list[str],
+    status: int,
+    noun: str,
+) -> pl.DataFrame:
+    known = ", ".join(dtypes)
+    for name, values in columns.items():
+        if name not in dtypes:
+            problems.append(f"unknown {noun} '{name}' (known {noun}s: {known})")
+        elif not isinstance(values, list) and values is not None:
+            problems.append(f"{noun} '{name}': expected a list of values, got {_describe(values)}")
+    for name in dtypes:
+        if name not in columns and name not in optional:
+            problems.append(f"missing required {noun} '{name}'")
+    lists = {name: values for name, values in columns.items() if isinstance(values, list)}
+    heights = {len(values) for values in lists.values()}
+    if problems or len(heights) > 1:
+        if len(heights) > 1 and not problems:
+            sizes = ", ".join(f"{name} has {len(values)}" for name, values in lists.items())
+            problems.append(f"{noun}s have different lengths: {sizes}")
+        raise ProtocolError(problems, status=status)
+    height = heights.pop() if heights else 0
+    if height == 0:
+        raise ProtocolError(["no rows: send at least one value per column"], status=status)
+    full = {name: lists.get(name, [None] * height) for name in dtypes}
+    return _frame(full, dtypes, optional, problems, status)
+
+
+def _frame(
+    columns: dict[str, list[Any]],
+    dtypes: dict[str, pl.DataType],
+    optional: Set[str],
+    problems: list[str],
+    status: int,
+) -> pl.DataFrame:
+    """Check every value, then build the frame column by column with the exact dtypes."""
+    clean = {
+        name: _column(name, columns[name], dtype, optional, problems)
+        for name, dtype in dtypes.items()
+    }
+    if problems:
+        raise ProtocolError(problems, status=status)
+    return pl.DataFrame([_series(name, values, dtypes[name]) for name, values in clean.items()])
+
+
+def _column(
+    name: str, values: list[Any], dtype: pl.DataType, optional: Set[str], problems: list[str]
+) -> list[Any]:
+    kind = _kind(dtype)
+    clean: list[Any] = []
+    for index, value in enumerate(values):
+        if value is _ABSENT or (value is None and name in optional):
+            clean.append(None)
+            continue
+        fits, fitted = (False, value) if value is None else _coerce(value, kind, dtype)
+        if not fits:
+            problems.append(
+                f"record {index}: {name}: expected {_expected(dtype)}, got {_describe(value)}"
+            )
+        clean.append(fitted)
+    return clean
+
+
+def _series(name: str, values: list[Any], dtype: pl.DataType) -> pl.Series:
+    if not isinstance(dtype, pl.Datetime):
+        return pl.Series(name, values, dtype=dtype, strict=False)
+    naive = pl.Series(name, values, dtype=pl.Datetime(dtype.time_unit), strict=False)
+    if dtype.time_zone is None:
+        return naive
+    return naive.dt.replace_time_zone("UTC").dt.convert_time_zone(dtype.time_zone)
