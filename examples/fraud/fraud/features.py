@@ -95,7 +95,11 @@ def chargeback_rate(transactions: pl.LazyFrame, labels: pl.LazyFrame) -> pl.Lazy
     )
     reported = (
         labels.filter(pl.col("is_chargeback") == 1)
-        .join(transactions.select("transaction_id", "merchant_id"), on="transaction_id")
+        .join(
+            transactions.select("transaction_id", "merchant_id"),
+            on="transaction_id",
+            maintain_order="left",  # Polars does not keep row order by default
+        )
         .select(
             "merchant_id",
             pl.col("label_timestamp").alias("event_timestamp"),  # known when it arrived

@@ -47,7 +47,9 @@ def build_training_set(transactions: pl.DataFrame, labels: pl.DataFrame) -> pl.D
         [customer_activity, customer_profile, merchant_risk, payment],
         project=Project.discover(context.project_root),
     )
-    labelled = transactions.join(labels.select("transaction_id", LABEL), on="transaction_id")
+    labelled = transactions.join(
+        labels.select("transaction_id", LABEL), on="transaction_id", maintain_order="left"
+    )
     rows = labelled.with_columns(
         (pl.col("event_timestamp") - dt.timedelta(microseconds=1)).alias("as_of")
     )
