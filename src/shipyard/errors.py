@@ -25,6 +25,11 @@ keeps working for callers who do not know shipyard::
     ├── RegistryError(ValueError)            a model or alias name that cannot be used
     ├── ExportError(FileExistsError)         an export folder that is not empty
     ├── PromotionRefusedError(RuntimeError)  no passing gate, and not forced with a reason
+    ├── ProtocolError(ValueError)            a request that breaks the model's input or the protocol
+    ├── ServingClosedError(RuntimeError)     a batcher or prediction log used after close
+    │   ├── BatcherClosedError
+    │   └── PredictionLogClosedError
+    ├── ScoreCountError(ValueError)          a model returned another number of scores than rows
     ├── RunNotFoundError(LookupError)
     ├── StepFailedError(RuntimeError)        a step raised; carries the step and run
     └── MissingDependencyError(ImportError)  an optional extra is not installed
@@ -101,6 +106,44 @@ class FeatureDefinitionError(ShipyardError, ValueError):
 
 class FeatureNotFoundError(ShipyardError, LookupError):
     """A requested feature, view or entity is not defined; the message lists the defined ones."""
+
+
+class ServingClosedError(ShipyardError, RuntimeError):
+    """A part of the serving path was used after it was closed."""
+
+
+class BatcherClosedError(ServingClosedError):
+    """A request reached a :class:`MicroBatcher` that was closed."""
+
+
+class PredictionLogClosedError(ServingClosedError):
+    """A prediction was appended to a log that was already closed."""
+
+
+class ScoreCountError(ShipyardError, ValueError):
+    """The score function returned a number of scores other than one per row."""
+
+
+class ProtocolError(ShipyardError, ValueError):
+    """A request that does not fit the model's input schema or the wire protocol.
+
+    Attributes:
+        status: The HTTP status to answer with: 400 for a malformed request
+            (v2 and MLflow say so), 422 for records that break the schema.
+        problems: One line per problem, each naming the record and field, what
+            was expected and what arrived.
+    """
+
+    def __init__(self, problems: list[str], *, status: int = 422) -> None:
+        self.status = status
+        self.problems = list(problems)
+        if len(problems) == 1:
+            message = problems[0]
+        else:
+            message = f"{len(problems)} problems in the request:\n" + "\n".join(
+                f"- {problem}" for problem in problems
+            )
+        super().__init__(message)
 
 
 class RunNotFoundError(ShipyardError, LookupError):

@@ -1,1 +1,1 @@
-"""Serving the team owns: the prediction API, its protocols, micro-batching and the prediction log."""
+"""Serving the team owns: the prediction API, its protocols, batching and the prediction log."""

@@ -17,17 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import BatcherClosedError, ScoreCountError
 
 Scorer = Callable[[pl.DataFrame], np.ndarray]
-
-
-class BatcherClosedError(ShipyardError, RuntimeError):
-    """A request reached a :class:`MicroBatcher` that was closed."""
-
-
-class ScoreCountError(ShipyardError, ValueError):
-    """The score function returned a number of scores other than one per row."""
 
 
 @dataclass(eq=False)

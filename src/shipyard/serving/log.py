@@ -48,7 +48,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shipyard.errors import ShipyardError, StoreError
+from shipyard.errors import PredictionLogClosedError, StoreError
 
 SCHEMA = pa.schema(
     [
@@ -67,10 +67,6 @@ SCHEMA = pa.schema(
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-
-
-class PredictionLogClosedError(ShipyardError, RuntimeError):
-    """A prediction was appended to a log that was already closed."""
 
 
 class PredictionLog:

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from shipyard._utils.lazy import lazy_attributes
-from shipyard.errors import ShipyardError
+from shipyard.errors import ProtocolError
 
 __all__ = [
     "ProtocolError",
@@ -64,28 +64,6 @@ _EXPECTED = {
     "date": "an ISO 8601 date string",
     "other": "a value",
 }
-
-
-class ProtocolError(ShipyardError, ValueError):
-    """A request that does not fit the model's input schema or the wire protocol.
-
-    Attributes:
-        status: The HTTP status to answer with: 400 for a malformed request
-            (v2 and MLflow say so), 422 for records that break the schema.
-        problems: One line per problem, each naming the record and field, what
-            was expected and what arrived.
-    """
-
-    def __init__(self, problems: list[str], *, status: int = 422) -> None:
-        self.status = status
-        self.problems = list(problems)
-        if len(problems) == 1:
-            message = problems[0]
-        else:
-            message = f"{len(problems)} problems in the request:\n" + "\n".join(
-                f"- {problem}" for problem in problems
-            )
-        super().__init__(message)
 
 
 def parse_records(body: Any, schema: Schema, optional: Set[str] = frozenset()) -> pl.DataFrame:
