@@ -1,6 +1,6 @@
 """Serving the team owns: the prediction API, its protocols, batching and the prediction log.
 
-    from shipyard.serving import MicroBatcher, PredictionLog, read_log, join_labels
+from shipyard.serving import MicroBatcher, PredictionLog, read_log, join_labels
 """
 
 from __future__ import annotations
