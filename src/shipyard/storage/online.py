@@ -154,8 +154,8 @@ def _storable(value: object) -> bool:
     return value is None or isinstance(value, float | str | bytes)
 
 
-if TYPE_CHECKING:
-    pass
+if TYPE_CHECKING:  # for type checkers; at run time __getattr__ imports it on first use
+    from shipyard.storage._sqlite_online import SQLiteOnlineStore  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
