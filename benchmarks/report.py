@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -464,6 +465,28 @@ def replace_section(
         after = document[end + len(end_marker) :].removeprefix("\n")
         return document[:start] + section + after
     return document.rstrip("\n") + "\n\n" + section
+
+
+def section_main(
+    argv: list[str],
+    *,
+    name: str,
+    default_results: Path,
+    render: Callable[[dict[str, Any]], str],
+    start_marker: str,
+    end_marker: str,
+) -> int:
+    """The ``main`` of a script that rewrites one section of the benchmarks document from
+    one results file (``--results``, ``--doc``)."""
+    parser = argparse.ArgumentParser(description=f"Write the {name} section of the doc.")
+    parser.add_argument("--results", type=Path, default=default_results)
+    parser.add_argument("--doc", type=Path, default=DEFAULT_DOC)
+    args = parser.parse_args(argv)
+    results = json.loads(args.results.read_text())
+    document = args.doc.read_text() if args.doc.exists() else "# Benchmarks\n"
+    args.doc.write_text(replace_section(document, render(results), start_marker, end_marker))
+    print(f"wrote {args.doc}")
+    return 0
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
