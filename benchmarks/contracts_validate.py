@@ -42,13 +42,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from peers import JSON_PREFIX, ensure_venv, installed_version, parse_result, run_process
+from snapshot import SRC_ENV, git_state, snapshot_src, use_snapshot
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -57,7 +57,6 @@ DEFAULT_OUT = BENCH_DIR / "results" / "contracts.json"
 SEED = 20261129
 BAD_SHARE = 0.001
 TIMEOUT_S = 1800
-SRC_ENV = "SHIPYARD_BENCH_SRC"
 
 PEER_REQUIREMENTS: dict[str, list[str]] = {
     "pandera": ["pandera[polars]==0.35.0", "pandas", "pyarrow"],
@@ -586,7 +585,7 @@ def stream_profile(results_path: Path, pieces: list[str], repeats: int = 3) -> N
     """Add ``stream_profile`` (each piece: median time and peak RSS over ``repeats`` fresh
     processes) to every size of the results file, keeping pieces measured before."""
     results = json.loads(results_path.read_text())
-    os.environ[SRC_ENV] = str(snapshot_src(results["meta"]["git"]["commit"]))
+    os.environ[SRC_ENV] = str(snapshot_src(results["meta"]["git"]["commit"], DATA_DIR))
     for rows, size in results["sizes"].items():
         found: dict[str, list[dict]] = {p: [] for p in pieces}
         for _ in range(repeats):
@@ -746,47 +745,6 @@ def judge(size: dict[str, Any], rows: int) -> list[dict[str, Any]]:
     return targets
 
 
-def snapshot_src(commit: str) -> Path:
-    """Extract ``src/shipyard`` at ``commit`` under ``benchmarks/.work/contracts/src/`` and
-    return the ``src`` folder to put first on ``sys.path``.
-
-    Other people edit ``src/shipyard`` while this runs; measuring a commit keeps their
-    uncommitted changes out of the figures (and the figures reproducible).
-    """
-    target = DATA_DIR / "src" / commit[:12]
-    if not (target / "src" / "shipyard" / "__init__.py").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "archive", commit, "src/shipyard"],
-            cwd=REPO_DIR,
-            capture_output=True,
-            check=True,
-        )
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return target / "src"
-
-
-def use_snapshot() -> None:
-    """In a worker: import shipyard from the snapshot named by ``SHIPYARD_BENCH_SRC``."""
-    src = os.environ.get(SRC_ENV)
-    if src:
-        sys.path.insert(0, src)
-
-
-def git_commit() -> dict[str, Any]:
-    """The commit measured, and whether src/shipyard had uncommitted changes."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True)
-        return done.stdout.strip()
-
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "src_shipyard_dirty": bool(git("status", "--porcelain", "--", "src/shipyard")),
-        "measured": "src/shipyard as committed (a snapshot), not the working tree",
-    }
-
-
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Generate the data, set up the venvs, run every sample round robin, summarize."""
     started, clock = dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), time.perf_counter()
@@ -795,8 +753,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     spec = spec_file()
     pythons = {name: ensure_venv(name, reqs) for name, reqs in PEER_REQUIREMENTS.items()}
     os.environ.update(PEER_ENV)
-    commit = git_commit()
-    os.environ[SRC_ENV] = str(snapshot_src(commit["commit"]))
+    commit = git_state()
+    os.environ[SRC_ENV] = str(snapshot_src(commit["commit"], DATA_DIR))
     plan = [
         (rows, c) for rows in args.sizes for c in CONTENDERS if c != "gx" or rows in args.gx_sizes
     ]

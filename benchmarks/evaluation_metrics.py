@@ -49,13 +49,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from peers import JSON_PREFIX, installed_version, parse_result, run_process
+from snapshot import SRC_ENV, git_state, snapshot_src, use_snapshot
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -63,7 +63,6 @@ DATA_DIR = BENCH_DIR / ".work" / "evaluation"
 DATA_PATH = DATA_DIR / "data.npz"
 DEFAULT_OUT = BENCH_DIR / "results" / "evaluation.json"
 FAIRLEARN_SCRIPT = BENCH_DIR / "peer_scripts" / "fairlearn_metrics.py"
-SRC_ENV = "SHIPYARD_BENCH_SRC"
 TIMEOUT_S = 1800
 
 SEED = 20261129
@@ -255,13 +254,6 @@ def check_best(best: tuple[float, float], labels: Any, scores: Any, values: Any)
     }
 
 
-def use_snapshot() -> None:
-    """In a worker: import shipyard from the snapshot named by ``SHIPYARD_BENCH_SRC``."""
-    src = os.environ.get(SRC_ENV)
-    if src:
-        sys.path.insert(0, src)
-
-
 # --------------------------------------------------------------------------- harness
 
 
@@ -384,38 +376,6 @@ def judge(contenders: dict[str, Any], checks: dict[str, Any]) -> list[dict[str, 
     ]
 
 
-def snapshot_src(commit: str) -> Path:
-    """``src/shipyard`` at ``commit`` under ``benchmarks/.work/evaluation/src/``; returns the
-    folder to put first on ``sys.path``."""
-    target = DATA_DIR / "src" / commit[:12]
-    if not (target / "src" / "shipyard" / "__init__.py").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "archive", commit, "src/shipyard"],
-            cwd=REPO_DIR,
-            capture_output=True,
-            check=True,
-        )
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return target / "src"
-
-
-def git_state(working_tree: bool) -> dict[str, Any]:
-    """The commit measured, and whether src/shipyard had uncommitted changes."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True)
-        return done.stdout.strip()
-
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "src_shipyard_dirty": bool(git("status", "--porcelain", "--", "src/shipyard")),
-        "measured": "the working tree of src/shipyard"
-        if working_tree
-        else "src/shipyard as committed (a snapshot), not the working tree",
-    }
-
-
 def run_all(args: argparse.Namespace, threshold: float) -> dict[str, list[dict[str, Any]]]:
     """Every sample, round robin over ``--repeats`` repetitions."""
     samples: dict[str, list[dict[str, Any]]] = {c: [] for c in args.contenders}
@@ -438,7 +398,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     facts = generate()
     git = git_state(args.working_tree)
     if not args.working_tree:
-        os.environ[SRC_ENV] = str(snapshot_src(git["commit"]))
+        os.environ[SRC_ENV] = str(snapshot_src(git["commit"], DATA_DIR))
     samples = run_all(args, facts["threshold"])
     contenders = {c: summarize(c, found) for c, found in samples.items()}
     checks: dict[str, Any] = {}

@@ -65,20 +65,19 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from peers import JSON_PREFIX, ensure_venv, installed_version, parse_result, run_process
+from snapshot import SRC_ENV, git_state, snapshot_src, use_snapshot
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 DATA_DIR = BENCH_DIR / ".work" / "features"
 DEFAULT_OUT = BENCH_DIR / "results" / "features.json"
 FEAST_SCRIPT = BENCH_DIR / "peer_scripts" / "feast_features.py"
-SRC_ENV = "SHIPYARD_BENCH_SRC"
 TIMEOUT_S = 1800
 
 SEED = 20261203
@@ -560,13 +559,6 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def use_snapshot() -> None:
-    """In a worker: import shipyard from the snapshot named by ``SHIPYARD_BENCH_SRC``."""
-    src = os.environ.get(SRC_ENV)
-    if src:
-        sys.path.insert(0, src)
-
-
 # --------------------------------------------------------------------------- checks
 
 
@@ -981,38 +973,6 @@ def judge(figures: dict[str, Any], entity_rows: int) -> list[dict[str, Any]]:
     return targets
 
 
-def snapshot_src(commit: str) -> Path:
-    """Extract ``src/shipyard`` at ``commit`` under ``benchmarks/.work/features/src/`` and
-    return the ``src`` folder to put first on ``sys.path``."""
-    target = DATA_DIR / "src" / commit[:12]
-    if not (target / "src" / "shipyard" / "__init__.py").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "archive", commit, "src/shipyard"],
-            cwd=REPO_DIR,
-            capture_output=True,
-            check=True,
-        )
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return target / "src"
-
-
-def git_state(working_tree: bool) -> dict[str, Any]:
-    """The commit measured, and whether src/shipyard had uncommitted changes."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True)
-        return done.stdout.strip()
-
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "src_shipyard_dirty": bool(git("status", "--porcelain", "--", "src/shipyard")),
-        "measured": "the working tree of src/shipyard"
-        if working_tree
-        else "src/shipyard as committed (a snapshot), not the working tree",
-    }
-
-
 def plan_of(args: argparse.Namespace, notes: list[str]) -> list[tuple[str, str]]:
     """The (figure, contender) pairs to measure; shipyard is left out (with a note) when
     the measured source has no feature store."""
@@ -1044,7 +1004,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     )
     git = git_state(args.working_tree)
     if not args.working_tree:
-        os.environ[SRC_ENV] = str(snapshot_src(git["commit"]))
+        os.environ[SRC_ENV] = str(snapshot_src(git["commit"], DATA_DIR))
     notes: list[str] = []
     plan = plan_of(args, notes)
     bench = Bench(args, python)
