@@ -9,8 +9,10 @@ import pytest
 
 from shipyard import Entity, FeatureStore, FeatureView
 from shipyard.core._closure import closure_of
-from shipyard.errors import FeatureDefinitionError, FeatureNotFoundError
+from shipyard.core.project import Project
+from shipyard.errors import ConfigError, FeatureDefinitionError, FeatureNotFoundError
 from shipyard.features import Source
+from tests.conftest import write_project
 
 customer = Entity("customer", join_keys={"customer_id": pl.Int64})
 ROWS = pl.DataFrame({"customer_id": [1], "event_timestamp": [dt.datetime(2026, 1, 1)], "x": [1.0]})
@@ -90,3 +92,13 @@ def test_an_unknown_view_lists_the_defined_ones() -> None:
         store.view("nope")
     with pytest.raises(FeatureNotFoundError, match="Defined: stats:x"):
         store.resolve(["stats:y"])
+
+
+def test_definitions_modules_are_optional_by_default_and_checked_when_named(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = write_project(tmp_path / "plain")
+    assert FeatureStore.from_project(Project.discover(plain)).views == {}
+    named = write_project(tmp_path / "named", extra='[features]\ndefinitions = ["feats"]\n')
+    with pytest.raises(ConfigError, match=r"\[features\] definitions names 'feats'.*Create feats"):
+        FeatureStore.from_project(Project.discover(named))

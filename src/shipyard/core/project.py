@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 import threading
+import types
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,19 +104,39 @@ class Project:
         return pipelines[name]
 
     def _import(self, module_name: str) -> object:
+        found = self.import_module(module_name, setting="[project] pipelines")
+        assert found is not None  # not optional
+        return found
+
+    def import_module(
+        self, name: str, *, setting: str, optional: bool = False
+    ) -> types.ModuleType | None:
+        """Import a module of the project (its folder first on ``sys.path``).
+
+        Args:
+            name: the module, e.g. ``"fraud.features"``.
+            setting: the setting that named it, for the error message.
+            optional: return None, rather than raise, when the module does not exist.
+
+        Raises:
+            ConfigError: the module does not exist (and is not optional); the message
+                names the setting, the module and the fix.
+        """
         root = str(self.root)
         if root not in sys.path:
             sys.path.insert(0, root)
         try:
-            return importlib.import_module(module_name)
+            return importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                raise ConfigError(
-                    f"{self.settings.source}: [project] pipelines names {module_name!r}, but "
-                    f"there is no module {exc.name!r} in {self.root}. Create "
-                    f"{exc.name.replace('.', '/')}.py or fix the name."
-                ) from None
-            raise
+            if not (exc.name and name.startswith(exc.name)):
+                raise  # the module exists and imports something missing
+            if optional:
+                return None
+            raise ConfigError(
+                f"{self.settings.source}: {setting} names {name!r}, but there is no module "
+                f"{exc.name!r} in {self.root}. Create {exc.name.replace('.', '/')}.py or fix "
+                "the name."
+            ) from None
 
 
 def _find(start: Path) -> Path:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from typing import TYPE_CHECKING, Any
 
-from shipyard.errors import ConfigError
 from shipyard.features.entity import Entity
 from shipyard.features.view import FeatureView, RequestFeatures
 
@@ -28,17 +25,6 @@ def definitions_of(project: Project) -> list[Entity | FeatureView | RequestFeatu
 
 
 def _import(project: Project, name: str) -> Any:
-    root = str(project.root)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if not (exc.name and name.startswith(exc.name)):
-            raise
-        if not project.settings.features_configured:
-            return None  # the default module is optional: a project without features
-        raise ConfigError(
-            f"{project.settings.source}: [features] definitions names {name!r}, but there is "
-            f"no module {exc.name!r} in {project.root}. Create it or fix the name."
-        ) from None
+    # the default module is optional: a project without features has none
+    optional = not project.settings.features_configured
+    return project.import_module(name, setting="[features] definitions", optional=optional)
