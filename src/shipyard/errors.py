@@ -27,6 +27,7 @@ keeps working for callers who do not know shipyard::
     ├── PromotionRefusedError(RuntimeError)  no passing gate, and not forced with a reason
     ├── ProtocolError(ValueError)            a request that breaks the model's input or the protocol
     ├── ServingClosedError(RuntimeError)     a batcher or prediction log used after close
+    ├── ServingError(ValueError)             a model whose inputs cannot be served as asked
     │   ├── BatcherClosedError
     │   └── PredictionLogClosedError
     ├── ScoreCountError(ValueError)          a model returned another number of scores than rows
@@ -118,6 +119,11 @@ class BatcherClosedError(ServingClosedError):
 
 class PredictionLogClosedError(ServingClosedError):
     """A prediction was appended to a log that was already closed."""
+
+
+class ServingError(ShipyardError, ValueError):
+    """A model that cannot be served as asked: its inputs' types are unknown, a feature
+    is produced by two views, a served model fails its start-up check."""
 
 
 class ScoreCountError(ShipyardError, ValueError):

@@ -173,7 +173,7 @@ def test_v2_metadata_health_and_unknown_models(client: TestClient) -> None:
 def test_mlflow_ping_health_and_ready(client: TestClient) -> None:
     assert client.get("/ping").status_code == 200
     assert client.get("/health").json() == {"status": "alive"}
-    assert client.get("/ready").json() == {"ready": True}
+    assert client.get("/ready").json() == {"ready": True, "model": {"name": "fraud", "version": "3"}}
 
 
 def test_ready_is_503_before_the_lifespan_starts() -> None:
@@ -182,7 +182,7 @@ def test_ready_is_503_before_the_lifespan_starts() -> None:
     assert client.get("/ready").status_code == 503
     response = client.post("/predict", json=ROWS[0])
     assert response.status_code == 503
-    assert response.json() == {"error": "not ready: the app's lifespan has not started"}
+    assert response.json() == {"error": "not ready: the server is starting or shutting down"}
 
 
 def test_422_lists_every_problem_of_every_record(client: TestClient) -> None:
@@ -320,7 +320,7 @@ def test_metrics_count_requests_predictions_and_batches(client: TestClient) -> N
     assert 'shipyard_predictions_total{decision="true"} 2.0' in text
     assert 'shipyard_predictions_total{decision="false"} 1.0' in text
     assert "shipyard_batch_rows_count 1.0" in text and "shipyard_batch_rows_sum 3.0" in text
-    assert 'shipyard_model_info{name="fraud",version="3"} 1.0' in text
+    assert 'shipyard_model_info{name="fraud",role="primary",version="3"} 1.0' in text
     assert "shipyard_prediction_log_lag_seconds 0.0" in text
 
 

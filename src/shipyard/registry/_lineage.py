@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 FEATURE_VIEW_PARAM = "feature_view."  # what FeatureStore.training_frame logs in a step
@@ -47,3 +48,13 @@ def _contracts(run: Any) -> dict[str, str]:
         if isinstance(value, dict) and "contract_id" in value and "contract_version" in value:
             found[str(value["contract_id"])] = str(value["contract_version"])
     return found
+
+
+def input_schema(step_run: Any, features: Sequence[str]) -> dict[str, str] | None:
+    """The dtypes of ``features`` in the first input table of ``step_run`` that holds them
+    all (from the artifact's preview, which every table materializer records)."""
+    for artifact in step_run.inputs.values():
+        columns = (artifact.preview or {}).get("columns")
+        if isinstance(columns, dict) and all(f in columns for f in features):
+            return {f: str(columns[f]) for f in features}
+    return None

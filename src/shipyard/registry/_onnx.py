@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,30 @@ def _convert(model: Any, features: int) -> bytes:
     )
     content: bytes = proto.SerializeToString()
     return content
+
+
+def session(model: bytes | Path) -> Callable[[np.ndarray], np.ndarray]:
+    """A function giving the scores (probability of class 1) of a float64 matrix, from one
+    ONNX Runtime session opened now and reused on every call.
+
+    Raises:
+        ImportError: onnxruntime is not installed.
+    """
+    runtime = importlib.import_module("onnxruntime")
+    content = model.read_bytes() if isinstance(model, Path) else model
+    options = runtime.SessionOptions()
+    options.intra_op_num_threads = 1  # a server scores small batches; threads only contend
+    opened = runtime.InferenceSession(
+        content, sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    outputs = [output.name for output in opened.get_outputs()]
+    wanted = ["probabilities" if "probabilities" in outputs else outputs[-1]]
+
+    def scores(matrix: np.ndarray) -> np.ndarray:
+        (probabilities,) = opened.run(wanted, {INPUT: np.ascontiguousarray(matrix, np.float64)})
+        return np.asarray(probabilities, dtype=np.float64)[:, 1]
+
+    return scores
 
 
 def run(model: bytes | Path, sample: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ModelNotFoundError
 from shipyard.registry import _aliases, _gates, _lookup
-from shipyard.registry._lineage import run_lineage
+from shipyard.registry._lineage import input_schema, run_lineage
 from shipyard.registry._records import AliasEvent, ModelVersion, RegisteredModel
 
 if TYPE_CHECKING:
@@ -110,7 +110,11 @@ class Registry:
     ) -> ModelVersion:
         """Register the model a run's ``step`` stored as ``output``, with the run's lineage
         (contracts checked, feature view versions, params, seed, git commit), plus the
-        model's input ``features`` and any ``lineage`` the caller adds."""
+        model's input ``features`` and any ``lineage`` the caller adds.
+
+        With ``features``, the types those columns had in the step's input table are kept
+        as ``input_schema``: a server derives its request contract from them.
+        """
         if step not in run.step_runs or output not in run.step_runs[step].outputs:
             steps = {s: sorted(r.outputs) for s, r in run.step_runs.items()}
             raise ModelNotFoundError(
@@ -118,9 +122,13 @@ class Registry:
                 f"outputs are {steps}. Name the step that returns the model."
             )
         artifact = run.step_runs[step].outputs[output]
-        found = {**run_lineage(run), **dict(lineage or {})}
+        found = {**run_lineage(run)}
         if features is not None:
             found["features"] = list(features)
+            schema = input_schema(run.step_runs[step], features)
+            if schema is not None:
+                found["input_schema"] = schema
+        found.update(lineage or {})
         return self.register(
             name, artifact_id=artifact.id, run_id=run.id, lineage=found, description=description
         )

@@ -2,9 +2,14 @@
 
 ``create_app(model)`` answers shipyard's own JSON (``POST /predict``), the Open
 Inference Protocol v2 (``/v2/...``) and the MLflow scoring protocol
-(``POST /invocations``). Every request is scored through one :class:`MicroBatcher`,
-started and stopped by the app's lifespan, and every answered prediction is
-appended to the :class:`PredictionLog` when one is given. Serve it with uvicorn::
+(``POST /invocations``). Each request is checked against the model's request contract,
+enriched with the features computed on the server (online store, request features),
+scored through a :class:`MicroBatcher` started and stopped by the app's lifespan, and
+every answered prediction is appended to the :class:`PredictionLog` when one is given.
+A shadow model is scored on the same requests after the answer, logged, never returned.
+A watcher (see :class:`shipyard.serving.model.AliasWatcher`) swaps in the version an
+alias moves to: requests already admitted finish on the model they started with, so
+no request fails during the switch. Serve it with uvicorn::
 
     uvicorn.run(create_app(model, log=log, token=token), host="0.0.0.0", port=8000)
 
@@ -14,8 +19,11 @@ Needs ``pip install 'shipyard[serve]'``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import hmac
+import importlib
 import json
 import logging
 import time
@@ -34,10 +42,11 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from shipyard import __version__
-from shipyard.errors import ProtocolError
+from shipyard.errors import DataInputError, ProtocolError, StoreError
 from shipyard.serving._metrics import Metrics, docs_page, openapi_document
 from shipyard.serving.batching import MicroBatcher
 from shipyard.serving.log import PredictionLog
+from shipyard.serving.model import ServedModel, Watcher
 from shipyard.serving.protocols import (
     format_invocations,
     format_v2_infer,
@@ -55,27 +64,7 @@ logger = logging.getLogger(__name__)
 
 OUTPUTS: Mapping[str, pl.DataType] = {"score": pl.Float64(), "decision": pl.Boolean()}
 OPEN_PATHS = frozenset({"/health", "/v2/health/live", "/ping"})
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    """A model ready to serve: its identity, input contract and score function.
-
-    Attributes:
-        name: The model's name, as clients address it (``/v2/models/{name}``).
-        version: The served version.
-        schema: The input contract, column name to polars dtype.
-        optional: Columns that may be missing or null.
-        score: The probability of the positive class for each row of a frame.
-        threshold: A row's decision is ``score >= threshold``.
-    """
-
-    name: str
-    version: str
-    schema: Mapping[str, pl.DataType]
-    optional: frozenset[str]
-    score: Callable[[pl.DataFrame], np.ndarray[Any, Any]]
-    threshold: float
+INLINE_ROWS = 16  # requests this small are enriched on the event loop; larger in a thread
 
 
 @dataclass
@@ -83,6 +72,15 @@ class _Call:
     request: Request
     request_id: str
     started: float
+
+
+@dataclass
+class _Slot:
+    """A model being served and the batcher scoring its requests."""
+
+    model: ServedModel
+    batcher: MicroBatcher
+    records_schema: dict[str, Any]
 
 
 Handler = Callable[[_Call], Awaitable[Response]]
@@ -97,6 +95,9 @@ def create_app(
     timeout_s: float = 5.0,
     max_batch_rows: int = 256,
     max_wait_ms: float = 2.0,
+    shadow: ServedModel | None = None,
+    watcher: Watcher | None = None,
+    threads: int = 1,
 ) -> Starlette:
     """The ASGI application serving ``model``.
 
@@ -112,11 +113,28 @@ def create_app(
         timeout_s: Requests taking longer are answered 503.
         max_batch_rows: Rows above which concurrent requests stop joining a batch.
         max_wait_ms: Longest a request waits for others to share its batch.
+        shadow: A model scored on the same requests after each answer and logged with
+            ``shadow=True``; its scores are never returned and its failures never fail
+            a request.
+        watcher: Checked every ``watcher.interval_s`` seconds; when it returns new
+            models (an alias moved), they replace the served ones without a failed request.
+        threads: Threads the model's native code (OpenMP, BLAS) may use per batch; one by
+            default, as batches are small and the event loop needs the other cores.
 
     Returns:
-        A Starlette app; its lifespan starts the batcher and closes batcher, then log.
+        A Starlette app; its lifespan starts the batchers and closes batchers, then log.
     """
-    service = _Service(model, log, token, max_body_bytes, timeout_s, max_batch_rows, max_wait_ms)
+    service = _Service(
+        model,
+        log,
+        token,
+        max_body_bytes,
+        timeout_s,
+        (max_batch_rows, max_wait_ms),
+        shadow,
+        watcher,
+        threads,
+    )
     return Starlette(routes=service.routes(), lifespan=service.lifespan)
 
 
@@ -128,38 +146,111 @@ class _Service:
         token: str | None,
         max_body_bytes: int,
         timeout_s: float,
-        max_batch_rows: int,
-        max_wait_ms: float,
+        batching: tuple[int, float],
+        shadow: ServedModel | None,
+        watcher: Watcher | None,
+        threads: int,
     ) -> None:
-        self.model = model
+        self.models = (model, shadow)
         self.log = log
         self.expected_auth = None if token is None else f"Bearer {token}".encode()
         self.max_body_bytes = max_body_bytes
         self.timeout_s = timeout_s
-        self.batching = (max_batch_rows, max_wait_ms)
+        self.batching = batching
+        self.watcher = watcher
+        self.threads = threads
         self.metrics = Metrics(model.name, model.version)
+        self.metrics.serving(_identity(model), None if shadow is None else _identity(shadow))
         if log is not None:
             self.metrics.watch_log(log)
-        self.batcher: MicroBatcher | None = None
-        self.records_schema = records_json_schema(model.schema, model.optional)
+        self.primary: _Slot | None = None
+        self.shadow: _Slot | None = None
+        self.executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self.pending: set[asyncio.Task[None]] = set()
+
+    @property
+    def model(self) -> ServedModel:
+        return self.models[0] if self.primary is None else self.primary.model
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        max_batch_rows, max_wait_ms = self.batching
-        self.batcher = MicroBatcher(
-            self._score_batch, max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="shipyard-score",
+            initializer=_limit_threads,
+            initargs=(self.threads,),
         )
+        primary, shadow = self.models
+        self.primary = self._slot(primary)
+        self.shadow = None if shadow is None else self._slot(shadow)
+        watching = None
+        if self.watcher is not None:
+            watching = asyncio.get_running_loop().create_task(self._watch(self.watcher))
         try:
             yield
         finally:
-            batcher, self.batcher = self.batcher, None
-            await batcher.close()
+            if watching is not None:
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watching
+            slots = [slot for slot in (self.primary, self.shadow) if slot is not None]
+            self.primary = None  # uvicorn has drained the requests; now /ready says 503
+            if self.pending:  # shadow scoring started by the last answers
+                await asyncio.gather(*self.pending, return_exceptions=True)
+            for slot in slots:
+                await slot.batcher.close()
+            self.executor.shutdown(wait=True)
             if self.log is not None:
                 self.log.close()
 
-    def _score_batch(self, frame: pl.DataFrame) -> np.ndarray[Any, Any]:
+    def _slot(self, model: ServedModel) -> _Slot:
+        max_batch_rows, max_wait_ms = self.batching
+        batcher = MicroBatcher(
+            functools.partial(self._score_batch, model),
+            max_batch_rows=max_batch_rows,
+            max_wait_ms=max_wait_ms,
+            executor=self.executor,
+        )
+        return _Slot(model, batcher, records_json_schema(model.schema, model.optional))
+
+    def _score_batch(self, model: ServedModel, frame: pl.DataFrame) -> np.ndarray[Any, Any]:
         self.metrics.batch_rows.observe(frame.height)
-        return self.model.score(frame)
+        return model.score(frame)
+
+    async def _watch(self, watcher: Watcher) -> None:
+        while True:
+            await asyncio.sleep(watcher.interval_s)
+            try:
+                found = await asyncio.to_thread(watcher.check)
+            except Exception:
+                logger.exception("checking for a new model version failed; serving on")
+                continue
+            if found is not None:
+                await self._swap(*found)
+
+    async def _swap(self, primary: ServedModel, shadow: ServedModel | None) -> None:
+        """Serve new models: new requests go to the new slots at once; requests already
+        admitted finish on the old ones, whose batchers are then drained and closed."""
+        old = [self.primary, self.shadow]
+        if self.primary is None:
+            return
+        if _identity(primary) != _identity(self.primary.model):
+            self.primary = self._slot(primary)
+        if shadow is None:
+            self.shadow = None
+        elif self.shadow is None or _identity(shadow) != _identity(self.shadow.model):
+            self.shadow = self._slot(shadow)
+        self.metrics.serving(_identity(primary), None if shadow is None else _identity(shadow))
+        self.metrics.reloads.inc()
+        logger.info(
+            "now serving %s:%s%s",
+            primary.name,
+            primary.version,
+            "" if shadow is None else f" (shadow {shadow.name}:{shadow.version})",
+        )
+        for slot in old:
+            if slot is not None and slot not in (self.primary, self.shadow):
+                await slot.batcher.close()
 
     def routes(self) -> list[Route]:
         v2_model = "/v2/models/{name}"
@@ -234,6 +325,11 @@ class _Service:
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
+    def _serving(self) -> _Slot:
+        if self.primary is None:
+            raise HTTPException(503, "not ready: the server is starting or shutting down")
+        return self.primary
+
     async def _body(self, request: Request) -> bytes:
         too_large = f"request body larger than {self.max_body_bytes} bytes; send fewer rows"
         declared = request.headers.get("content-length", "")
@@ -255,49 +351,53 @@ class _Service:
             raise ProtocolError([f"body is not valid JSON: {exc}"], status=400) from exc
 
     async def _predict(
-        self, call: _Call, frame: pl.DataFrame
-    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        """Score ``frame`` through the batcher; count and log every prediction."""
-        if self.batcher is None:
-            raise HTTPException(503, "not ready: the app's lifespan has not started")
-        scores = np.asarray(await self.batcher.submit(frame), dtype=np.float64)
-        decisions = scores >= self.model.threshold
+        self, call: _Call, slot: _Slot, frame: pl.DataFrame
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], pl.DataFrame]:
+        """Enrich and score ``frame``; count and log every prediction, then start the
+        shadow model on the same rows. Returns scores, decisions and the enriched rows."""
+        model = slot.model
+        enriched = await _enrich(model, frame)
+        scores = np.asarray(await slot.batcher.submit(enriched), dtype=np.float64)
+        decisions = scores >= model.threshold
         self.metrics.observe_decisions(decisions)
         if self.log is not None:
-            self.log.append_many(self._records(call, frame, scores, decisions))
-        return scores, decisions
+            self.log.append_many(_records(call, model, frame, enriched, scores, decisions))
+        if self.shadow is not None:
+            task = asyncio.get_running_loop().create_task(
+                self._run_shadow(self.shadow, call, frame)
+            )
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+        return scores, decisions, enriched
 
-    def _records(
-        self,
-        call: _Call,
-        frame: pl.DataFrame,
-        scores: np.ndarray[Any, Any],
-        decisions: np.ndarray[Any, Any],
-    ) -> list[dict[str, Any]]:
-        now = datetime.now(UTC)
-        latency_ms = (time.perf_counter() - call.started) * 1000
-        return [
-            {
-                "request_id": call.request_id,
-                "ts": now,
-                "model": self.model.name,
-                "model_version": self.model.version,
-                "inputs": inputs,
-                "score": float(score),
-                "decision": bool(decision),
-                "latency_ms": latency_ms,
-            }
-            for inputs, score, decision in zip(frame.to_dicts(), scores, decisions, strict=True)
-        ]
+    async def _run_shadow(self, slot: _Slot, call: _Call, frame: pl.DataFrame) -> None:
+        model = slot.model
+        try:
+            missing = [
+                c for c in model.schema if c not in frame.columns and c not in model.optional
+            ]
+            if missing:
+                raise DataInputError(f"the request lacks the shadow model's fields {missing}")
+            enriched = await _enrich(model, frame)
+            scores = np.asarray(await slot.batcher.submit(enriched), dtype=np.float64)
+        except Exception as exc:
+            self.metrics.shadow.labels(outcome="failed").inc()
+            logger.warning("shadow %s:%s failed: %s", model.name, model.version, exc)
+            return
+        self.metrics.shadow.labels(outcome="scored").inc(len(scores))
+        if self.log is not None:
+            decisions = scores >= model.threshold
+            records = _records(call, model, frame, enriched, scores, decisions, shadow=True)
+            self.log.append_many(records)
 
     async def predict(self, call: _Call) -> Response:
-        frame = parse_records(
-            await self._json_body(call.request), self.model.schema, self.model.optional
-        )
-        scores, decisions = await self._predict(call, frame)
+        slot = self._serving()
+        model = slot.model
+        frame = parse_records(await self._json_body(call.request), model.schema, model.optional)
+        scores, decisions, enriched = await self._predict(call, slot, frame)
         body: dict[str, Any] = {
-            "model": self.model.name,
-            "version": self.model.version,
+            "model": model.name,
+            "version": model.version,
             "request_id": call.request_id,
             "predictions": [
                 {"score": float(score), "decision": bool(decision)}
@@ -305,13 +405,15 @@ class _Service:
             ],
         }
         if call.request.query_params.get("explain", "").lower() in ("true", "1"):
-            body["features"] = frame.to_dicts()
+            body["features"] = enriched.select(model.inputs or enriched.columns).to_dicts()
         return _json(body)
 
     async def v2_infer(self, call: _Call) -> Response:
-        self._check_model(call.request)
+        slot = self._serving()
+        model = slot.model
+        self._check_model(call.request, model)
         body = await self._json_body(call.request)
-        frame, meta = parse_v2_infer(body, self.model.schema, self.model.optional)
+        frame, meta = parse_v2_infer(body, model.schema, model.optional)
         unknown = [name for name in meta["outputs"] if name not in OUTPUTS]
         if unknown:
             known = ", ".join(OUTPUTS)
@@ -319,74 +421,153 @@ class _Service:
                 [f"unknown output '{name}' (known outputs: {known})" for name in unknown],
                 status=400,
             )
-        scores, decisions = await self._predict(call, frame)
+        scores, decisions, _ = await self._predict(call, slot, frame)
         arrays = {"score": scores, "decision": decisions}
         wanted = meta["outputs"] or list(OUTPUTS)
         request_id = call.request_id if meta["id"] is None else meta["id"]
         return _json(
             format_v2_infer(
-                self.model.name,
-                self.model.version,
-                request_id,
-                {name: arrays[name] for name in wanted},
+                model.name, model.version, request_id, {name: arrays[name] for name in wanted}
             )
         )
 
-    def _check_model(self, request: Request) -> None:
+    def _check_model(self, request: Request, model: ServedModel) -> None:
         name = request.path_params["name"]
-        version = request.path_params.get("version", self.model.version)
-        if name != self.model.name:
-            raise HTTPException(
-                404, f"unknown model '{name}' (this server serves '{self.model.name}')"
-            )
-        if version != self.model.version:
+        version = request.path_params.get("version", model.version)
+        if name != model.name:
+            raise HTTPException(404, f"unknown model '{name}' (this server serves '{model.name}')")
+        if version != model.version:
             raise HTTPException(
                 404,
                 f"unknown version '{version}' of model '{name}' "
-                f"(this server serves version '{self.model.version}')",
+                f"(this server serves version '{model.version}')",
             )
 
     async def invocations(self, call: _Call) -> Response:
+        slot = self._serving()
+        model = slot.model
         content_type = call.request.headers.get("content-type", "application/json")
         body = await self._body(call.request)
-        frame = parse_invocations(body, content_type, self.model.schema, self.model.optional)
-        scores, _ = await self._predict(call, frame)
+        frame = parse_invocations(body, content_type, model.schema, model.optional)
+        scores, _, _ = await self._predict(call, slot, frame)
         return _json(format_invocations(scores))
 
     async def v2_server(self, call: _Call) -> Response:
         return _json(v2_server_metadata(__version__))
 
     async def v2_model(self, call: _Call) -> Response:
-        self._check_model(call.request)
-        return _json(v2_metadata(self.model.name, [self.model.version], self.model.schema, OUTPUTS))
+        model = self.model
+        self._check_model(call.request, model)
+        return _json(v2_metadata(model.name, [model.version], model.schema, OUTPUTS))
 
     async def v2_model_ready(self, call: _Call) -> Response:
-        self._check_model(call.request)
-        ready = self.batcher is not None
-        return _json({"name": self.model.name, "ready": ready}, 200 if ready else 503)
+        model = self.model
+        self._check_model(call.request, model)
+        ready = self.primary is not None
+        return _json({"name": model.name, "ready": ready}, 200 if ready else 503)
 
     async def v2_ready(self, call: _Call) -> Response:
-        return await self.ready(call)
+        ready = self.primary is not None
+        return _json({"ready": ready}, 200 if ready else 503)
 
     async def health(self, call: _Call) -> Response:
         return _json({"status": "alive"})
 
     async def ready(self, call: _Call) -> Response:
-        ready = self.batcher is not None
-        return _json({"ready": ready}, 200 if ready else 503)
+        ready = self.primary is not None
+        body: dict[str, Any] = {"ready": ready}
+        if ready:
+            model = self.model
+            body["model"] = {"name": model.name, "version": model.version}
+            if self.shadow is not None:
+                body["shadow"] = {
+                    "name": self.shadow.model.name,
+                    "version": self.shadow.model.version,
+                }
+        return _json(body, 200 if ready else 503)
 
     async def prometheus(self, call: _Call) -> Response:
         text, content_type = self.metrics.render()
         return Response(text, headers={"Content-Type": content_type})
 
     async def openapi(self, call: _Call) -> Response:
-        return _json(openapi_document(self.model.name, self.model.version, self.records_schema))
+        model = self.model
+        schema = records_json_schema(model.schema, model.optional)
+        return _json(openapi_document(model.name, model.version, schema))
 
     async def docs(self, call: _Call) -> Response:
+        model = self.model
+        schema = records_json_schema(model.schema, model.optional)
         base = str(call.request.base_url).rstrip("/")
-        return HTMLResponse(
-            docs_page(self.model.name, self.model.version, self.records_schema, base)
-        )
+        return HTMLResponse(docs_page(model.name, model.version, schema, base))
+
+
+async def _enrich(model: ServedModel, frame: pl.DataFrame) -> pl.DataFrame:
+    """The request rows plus the features the server computes; small requests inline
+    (a lookup costs less than a thread hop), larger ones in a thread."""
+    if model.features is None:
+        return frame
+    try:
+        if frame.height <= INLINE_ROWS:
+            return model.features(frame)
+        return await asyncio.to_thread(model.features, frame)
+    except DataInputError as exc:
+        raise ProtocolError([str(exc)], status=422) from exc
+    except StoreError as exc:
+        raise HTTPException(503, f"features unavailable: {exc}") from exc
+
+
+def _records(
+    call: _Call,
+    model: ServedModel,
+    frame: pl.DataFrame,
+    enriched: pl.DataFrame,
+    scores: np.ndarray[Any, Any],
+    decisions: np.ndarray[Any, Any],
+    *,
+    shadow: bool = False,
+) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    latency_ms = (time.perf_counter() - call.started) * 1000
+    inputs = frame.to_dicts()
+    computed = [c for c in enriched.columns if c not in frame.columns]
+    features = enriched.select(computed).to_dicts() if computed else [{}] * frame.height
+    keys = [k for k in model.keys if k in frame.columns]
+    return [
+        {
+            "request_id": call.request_id,
+            "ts": now,
+            "model": model.name,
+            "model_version": model.version,
+            "entity_key": _entity_key(row, keys),
+            "shadow": shadow,
+            "inputs": row,
+            "features": values,
+            "score": float(score),
+            "decision": bool(decision),
+            "latency_ms": latency_ms,
+        }
+        for row, values, score, decision in zip(inputs, features, scores, decisions, strict=True)
+    ]
+
+
+def _entity_key(row: Mapping[str, Any], keys: list[str]) -> str | None:
+    if not keys:
+        return None
+    return "|".join(str(row[k]) for k in keys)
+
+
+def _identity(model: ServedModel) -> tuple[str, str]:
+    return model.name, model.version
+
+
+def _limit_threads(threads: int) -> None:
+    """Cap the native thread pools (OpenMP, BLAS) used from the scoring thread."""
+    try:
+        threadpoolctl = importlib.import_module("threadpoolctl")
+    except ImportError:  # scikit-learn depends on it; a model without it has no pools
+        return
+    threadpoolctl.threadpool_limits(threads)
 
 
 def _request_id(request: Request) -> str:

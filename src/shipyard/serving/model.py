@@ -1,0 +1,522 @@
+"""What a server serves: a registered model (or an export folder) made ready to answer requests.
+
+:func:`load_served` turns ``name@alias``, ``name:3`` or an export folder into a
+:class:`ServedModel`: the model object, its threshold, and the *request contract*, the
+fields a client sends. That contract is derived, never written by hand:
+
+* the model's input columns come from the version's lineage (``features``), the
+  export's ``model.json``, or the names the model was fitted with;
+* each input column that a feature view or a request feature group of the project
+  produces is computed on the server, from the online store and the request, by the
+  same definitions training used (see :class:`Signature`);
+* every other input column is a request field, typed as it was in the training data
+  (``input_schema``, recorded by ``Registry.register_run``; an export's sample);
+* the join keys of the views used, and the fields the request features read, are
+  request fields too.
+
+Rules a client can rely on (also in docs/serving.md):
+
+* an entity the online store has never seen, or whose values are older than the
+  view's ttl, gets nulls for that view's features; the model sees missing values,
+  as it did in training for a first payment;
+* a request feature's timestamp field may be omitted: it is then the time the
+  request arrived; the views' ttl is measured from the newest timestamp in the
+  request (the event being scored), or from the arrival time;
+* every other field is required and must have the contract's type.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import polars as pl
+
+from shipyard.errors import ModelNotFoundError, ServingError
+
+if TYPE_CHECKING:
+    from shipyard.core.project import Project
+    from shipyard.features.store import FeatureStore
+
+__all__ = [
+    "AliasWatcher",
+    "ServedModel",
+    "Signature",
+    "Watcher",
+    "dtype_of",
+    "load_served",
+    "signature_of",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 0.5
+_DATETIME = re.compile(r"Datetime\(time_unit='(ms|us|ns)', time_zone=(None|'[^']*')\)")
+_SIMPLE: dict[str, pl.DataType] = {
+    "Boolean": pl.Boolean(),
+    "String": pl.String(),
+    "Utf8": pl.String(),
+    "Categorical": pl.String(),
+    "Date": pl.Date(),
+    "Float32": pl.Float32(),
+    "Float64": pl.Float64(),
+    **{
+        f"{kind}{bits}": getattr(pl, f"{kind}{bits}")()
+        for kind in ("Int", "UInt")
+        for bits in (8, 16, 32, 64)
+    },
+}
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model ready to serve: its identity, request contract and score function.
+
+    Attributes:
+        name: The model's name, as clients address it (``/v2/models/{name}``).
+        version: The served version.
+        schema: The request contract, column name to polars dtype.
+        optional: Columns that may be missing or null.
+        score: The probability of the positive class for each row of an enriched frame.
+        threshold: A row's decision is ``score >= threshold``.
+        features: Turns request rows into the same rows plus every model input column
+            computed on the server (online features, request features); None when the
+            request already holds every input.
+        inputs: The model's input columns, in order.
+        keys: The entity key columns of the request (what the log keeps as entity key).
+        ref: What was loaded: ``name:version`` or an export folder.
+    """
+
+    name: str
+    version: str
+    schema: Mapping[str, pl.DataType]
+    optional: frozenset[str]
+    score: Callable[[pl.DataFrame], np.ndarray[Any, Any]]
+    threshold: float
+    features: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+    inputs: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+    ref: str = ""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """How request fields become the model's inputs.
+
+    Attributes:
+        inputs: The model's input columns, in order.
+        request: The request contract: field name to dtype.
+        optional: Request fields that may be omitted.
+        refs: Feature store references (``group:feature``) computed on the server.
+        computed: Each computed input column and its dtype.
+        keys: Entity join keys among the request fields.
+        clock: Datetime request fields that default to the arrival time.
+    """
+
+    inputs: tuple[str, ...]
+    request: dict[str, pl.DataType]
+    optional: frozenset[str] = frozenset()
+    refs: tuple[str, ...] = ()
+    computed: dict[str, pl.DataType] = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    clock: tuple[str, ...] = ()
+
+
+def dtype_of(text: str) -> pl.DataType:
+    """The polars dtype ``str(dtype)`` printed, for the types a request can carry.
+
+    Raises:
+        ServingError: a type a JSON request cannot carry (lists, structs...).
+    """
+    if text in _SIMPLE:
+        return _SIMPLE[text]
+    match = _DATETIME.fullmatch(text)
+    if match:
+        zone = None if match[2] == "None" else match[2].strip("'")
+        return pl.Datetime(match[1], zone)  # type: ignore[arg-type]
+    raise ServingError(
+        f"cannot serve an input of type {text}; a request field must be a number, an "
+        "integer, a string, a boolean, a date or a datetime"
+    )
+
+
+def signature_of(
+    inputs: Sequence[str],
+    input_schema: Mapping[str, pl.DataType],
+    store: FeatureStore | None,
+    *,
+    views: Sequence[str] = (),
+) -> Signature:
+    """Derive the request contract of a model taking ``inputs``.
+
+    Args:
+        inputs: The model's input columns, in order.
+        input_schema: Their dtypes in the training data (at least the columns no
+            feature view or request group produces).
+        store: The project's feature definitions, or None when there are none.
+        views: The feature views the training set was built from (the lineage's
+            ``feature_views``); they win when several views produce one column name.
+
+    Raises:
+        ServingError: an input column nobody produces and whose type is unknown, or
+            one produced by several views the lineage does not tell apart.
+    """
+    producers = _producers(store, views) if store is not None else {}
+    refs = [f"{producers[c][0]}:{c}" for c in inputs if c in producers]
+    computed = {c: producers[c][1] for c in inputs if c in producers}
+    raw = [c for c in inputs if c not in producers]
+    unknown = [c for c in raw if c not in input_schema]
+    if unknown:
+        raise ServingError(
+            f"the types of the model inputs {unknown} are unknown, and no feature view or "
+            "request group produces them; register the model with "
+            "Registry.register_run(..., features=[...]) from a step that takes the training "
+            "frame, or pass lineage={'input_schema': {column: dtype}}"
+        )
+    request = {c: input_schema[c] for c in raw}
+    keys: dict[str, pl.DataType] = {}
+    clock: list[str] = []
+    if store is not None and refs:
+        for group, _ in store._with_uses(store.resolve(refs)):
+            if group in store.views:
+                view = store.views[group]
+                for entity in view.entities:
+                    for key in entity.join_keys:
+                        column = view.column_of[key]
+                        keys[column] = entity.dtypes[key] or pl.String()
+            else:
+                for name, dtype in store.request_features[group].request_schema.items():
+                    request.setdefault(name, dtype)
+                    if isinstance(dtype, pl.Datetime):
+                        clock.append(name)
+    for key, dtype in keys.items():
+        request.setdefault(key, dtype)
+    clock = [c for c in dict.fromkeys(clock) if c not in inputs]
+    return Signature(
+        inputs=tuple(inputs),
+        request=request,
+        optional=frozenset(clock),
+        refs=tuple(refs),
+        computed=computed,
+        keys=tuple(keys),
+        clock=tuple(clock),
+    )
+
+
+def _producers(store: FeatureStore, views: Sequence[str]) -> dict[str, tuple[str, pl.DataType]]:
+    """Each column a view or request group produces: (group, dtype); lineage views first."""
+    found: dict[str, list[tuple[str, pl.DataType]]] = {}
+    groups: dict[str, Any] = {**store.views, **store.request_features}
+    for name, group in groups.items():
+        for column, dtype in group.schema.items():
+            found.setdefault(column, []).append((name, dtype))
+    chosen: dict[str, tuple[str, pl.DataType]] = {}
+    for column, owners in found.items():
+        if len(owners) > 1:
+            preferred = [o for o in owners if o[0] in views or o[0] in store.request_features]
+            if len(preferred) != 1:
+                names = sorted(o[0] for o in owners)
+                raise ServingError(
+                    f"the model input {column!r} is produced by {names}, and the model's "
+                    "lineage does not say which one it was trained on; rename one of them"
+                )
+            owners = preferred
+        chosen[column] = owners[0]
+    return chosen
+
+
+# -- loading ------------------------------------------------------------------------
+
+
+def load_served(
+    ref: str | Path,
+    project: Project | None = None,
+    *,
+    store: FeatureStore | None = None,
+) -> ServedModel:
+    """The model ``ref`` names, ready to serve.
+
+    Args:
+        ref: ``name@alias``, ``name:3``, ``name`` (the latest version), or the path of a
+            folder ``shipyard models export`` wrote.
+        project: The project whose registry and feature store to use; needed for a
+            registry reference, optional for an export folder (its features are then
+            read from this project's online store).
+        store: The feature store to use (default: the project's, when it defines any).
+
+    Raises:
+        ModelNotFoundError: no such model, version, alias or export folder.
+        ServingError: the model's inputs cannot be served (see :func:`signature_of`).
+    """
+    path = Path(ref)
+    if (path / "model.json").is_file():
+        return _from_export(path, project, store)
+    if project is None:
+        raise ModelNotFoundError(
+            f"{str(ref)!r} is not an export folder (no model.json in it), and there is no "
+            "project to look it up in; run inside a shipyard project or pass its folder"
+        )
+    return _from_registry(str(ref), project, store)
+
+
+def _from_registry(ref: str, project: Project, store: FeatureStore | None) -> ServedModel:
+    from shipyard.registry.registry import Registry
+
+    registry = Registry(project)
+    version = registry.get(ref)
+    model = registry.load(version.ref)
+    lineage = version.lineage
+    inputs = _inputs(lineage.get("features"), model, ref)
+    schema = {c: dtype_of(t) for c, t in (lineage.get("input_schema") or {}).items()}
+    store = store if store is not None else _project_store(project)
+    signature = signature_of(inputs, schema, store, views=list(lineage.get("feature_views") or {}))
+    evaluation = registry.evaluation(version) or {}
+    threshold = _threshold(evaluation.get("threshold"), version.ref)
+    return _served(
+        version.name, str(version.version), version.ref, model, None, signature, store, threshold
+    )
+
+
+def _from_export(folder: Path, project: Project | None, store: FeatureStore | None) -> ServedModel:
+    from shipyard.registry.export import load_export
+
+    facts = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    model = load_export(folder)
+    inputs = _inputs(facts.get("features"), model, str(folder))
+    sample = folder / "sample.parquet"
+    schema = dict(pl.read_parquet_schema(sample)) if sample.is_file() else {}
+    if store is None and project is not None:
+        store = _project_store(project)
+    signature = signature_of(inputs, schema, store)
+    onnx = _onnx_scorer(folder, facts, inputs) if not signature.refs else None
+    threshold = _threshold(facts.get("threshold"), str(folder))
+    name, version = str(facts["name"]), str(facts["version"])
+    return _served(name, version, str(folder), model, onnx, signature, store, threshold)
+
+
+def _project_store(project: Project) -> FeatureStore | None:
+    """The project's feature store, or None when it defines no view or request group."""
+    from shipyard.features.store import FeatureStore
+
+    store = FeatureStore.from_project(project)
+    return store if store.views or store.request_features else None
+
+
+def _inputs(listed: Any, model: Any, ref: str) -> list[str]:
+    for found in (listed, getattr(model, "feature_names_in_", None)):
+        if found is not None and len(found) > 0:
+            return [str(column) for column in found]
+    raise ServingError(
+        f"{ref}: the model's input columns are unknown; register it with "
+        "Registry.register_run(..., features=[...]) or fit it on a named frame"
+    )
+
+
+def _threshold(value: Any, ref: str) -> float:
+    if value is None:
+        logger.warning(
+            "%s has no gated threshold (no evaluation or gate records one); serving with %s",
+            ref,
+            DEFAULT_THRESHOLD,
+        )
+        return DEFAULT_THRESHOLD
+    return float(value)
+
+
+def _served(
+    name: str,
+    version: str,
+    ref: str,
+    model: Any,
+    onnx: Callable[[pl.DataFrame], np.ndarray[Any, Any]] | None,
+    signature: Signature,
+    store: FeatureStore | None,
+    threshold: float,
+) -> ServedModel:
+    return ServedModel(
+        name=name,
+        version=version,
+        schema=signature.request,
+        optional=signature.optional,
+        score=onnx or _sklearn_scorer(model, signature.inputs),
+        threshold=threshold,
+        features=_Enricher(store, signature) if signature.refs or signature.clock else None,
+        inputs=signature.inputs,
+        keys=signature.keys,
+        ref=ref,
+    )
+
+
+def _sklearn_scorer(
+    model: Any, inputs: Sequence[str]
+) -> Callable[[pl.DataFrame], np.ndarray[Any, Any]]:
+    """``predict_proba``'s positive column, on a frame when the model was fitted on one
+    (it checks the names), else on a float matrix (faster for a row or two)."""
+    columns = list(inputs)
+    named = getattr(model, "feature_names_in_", None) is not None or _has_column_transformer(model)
+
+    def score(frame: pl.DataFrame) -> np.ndarray[Any, Any]:
+        rows = frame.select(columns)
+        matrix: Any = rows if named else rows.to_numpy()
+        return np.asarray(model.predict_proba(matrix)[:, 1], dtype=np.float64)
+
+    return score
+
+
+def _has_column_transformer(model: Any) -> bool:
+    steps = getattr(model, "steps", None) or []
+    return any(type(step).__name__ == "ColumnTransformer" for _, step in steps)
+
+
+def _onnx_scorer(
+    folder: Path, facts: Mapping[str, Any], inputs: Sequence[str]
+) -> Callable[[pl.DataFrame], np.ndarray[Any, Any]] | None:
+    """ONNX Runtime's scores when the export has an ONNX model that gives the same
+    decisions as the skops model on the export's sample; None otherwise."""
+    onnx = facts.get("onnx") or {}
+    sample = folder / "sample.parquet"
+    if not onnx.get("available") or not sample.is_file():
+        return None
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None
+    from shipyard.registry import _onnx
+
+    session = _onnx.session(folder / str(onnx["file"]))
+    columns = list(inputs)
+    rows = pl.read_parquet(sample).select(columns)
+    threshold = float(facts.get("threshold") or DEFAULT_THRESHOLD)
+    expected = np.load(folder / "sample_scores.npy", allow_pickle=False)
+    scores = session(rows.to_numpy().astype(np.float64))
+    if not np.array_equal(scores >= threshold, expected >= threshold):
+        logger.warning(
+            "%s: ONNX Runtime's decisions differ from the model's on the export sample; "
+            "serving the skops model",
+            folder,
+        )
+        return None
+
+    def score(frame: pl.DataFrame) -> np.ndarray[Any, Any]:
+        return session(frame.select(columns).to_numpy().astype(np.float64))
+
+    return score
+
+
+class _Enricher:
+    """Request rows -> the same rows plus the computed model inputs (online store lookups
+    and request features, by the feature store's own read path)."""
+
+    def __init__(self, store: FeatureStore | None, signature: Signature) -> None:
+        self.store = store
+        self.signature = signature
+        self.asked = [c for c in signature.request if c not in signature.computed]
+
+    def __call__(self, frame: pl.DataFrame) -> pl.DataFrame:
+        arrived = datetime.now(UTC)
+        for name in self.signature.clock:
+            if name not in frame.columns:
+                frame = frame.with_columns(pl.lit(arrived).alias(name))
+            else:
+                frame = frame.with_columns(pl.col(name).fill_null(arrived))
+        if not self.signature.refs or self.store is None:
+            return frame
+        columns = {c: frame[c].to_list() for c in self.asked if c in frame.columns}
+        online = self.store.online_features(columns, self.signature.refs, now=self._now(frame))
+        values = online.values
+        return frame.with_columns(
+            pl.Series(name, values[name], dtype=dtype, strict=False)
+            for name, dtype in self.signature.computed.items()
+        )
+
+    def _now(self, frame: pl.DataFrame) -> datetime | None:
+        """The event time ttl is measured from: the newest request timestamp, else now."""
+        for name in self.signature.clock:
+            newest = frame[name].max()
+            if isinstance(newest, datetime):
+                return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+        return None
+
+
+# -- hot reload ---------------------------------------------------------------------
+
+
+class Watcher(Protocol):
+    """Tells a running server when to serve other models (see ``create_app(watcher=)``)."""
+
+    interval_s: float
+
+    def check(self) -> tuple[ServedModel, ServedModel | None] | None:
+        """The models to serve now (primary, shadow), or None when nothing changed.
+
+        Called from a worker thread; may load models (slow) but must not raise for a
+        transient problem it can retry next time.
+        """
+
+
+class AliasWatcher:
+    """Follows ``name@alias`` (and optionally ``name@shadow``) in a project's registry.
+
+    Each check reads the aliases (one small query); when one moved, the version it
+    points to now is loaded, checked on one row when ``probe`` is given, and returned.
+
+    Args:
+        project: The project whose registry to read.
+        name: The model's name.
+        alias: The alias the server follows (``production``).
+        shadow_alias: The alias of the shadow model, or None for no shadow.
+        interval_s: Seconds between checks.
+        served: The versions the server started with (primary, shadow).
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        name: str,
+        alias: str,
+        *,
+        shadow_alias: str | None,
+        interval_s: float,
+        served: tuple[str, str | None],
+    ) -> None:
+        self.project = project
+        self.name = name
+        self.alias = alias
+        self.shadow_alias = shadow_alias
+        self.interval_s = interval_s
+        self.served = served
+        self._loaded: dict[str, ServedModel] = {}
+
+    def targets(self) -> tuple[str, str | None]:
+        """The versions the aliases point to now (shadow: None when unset)."""
+        from shipyard.registry.registry import Registry
+
+        aliases = Registry(self.project)._aliases(self.name)
+        if self.alias not in aliases:
+            raise ModelNotFoundError(
+                f"the alias {self.name}@{self.alias} was removed; serving on the last version"
+            )
+        shadow = None if self.shadow_alias is None else aliases.get(self.shadow_alias)
+        return str(aliases[self.alias]), None if shadow is None else str(shadow)
+
+    def check(self) -> tuple[ServedModel, ServedModel | None] | None:
+        """New (primary, shadow) models when either alias moved, else None."""
+        primary, shadow = self.targets()
+        if (primary, shadow) == self.served:
+            return None
+        models = (self._load(primary), None if shadow is None else self._load(shadow))
+        self.served = (primary, shadow)
+        self._loaded = {m.version: m for m in models if m is not None}
+        return models
+
+    def _load(self, version: str) -> ServedModel:
+        found = self._loaded.get(version)
+        if found is None:
+            found = load_served(f"{self.name}:{version}", self.project)
+        return found
