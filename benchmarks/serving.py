@@ -683,7 +683,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--servers", nargs="+", choices=SERVERS, default=SERVERS)
     parser.add_argument("--c1-requests", type=int, default=2000)
     parser.add_argument("--c1-duration", type=float, default=10.0)
-    parser.add_argument("--c32-requests", type=int, default=200_000)
+    parser.add_argument("--c32-requests", type=int, default=500_000)
     parser.add_argument("--rows-requests", type=int, default=300)
     parser.add_argument("--rows-duration", type=float, default=10.0)
     parser.add_argument("--warmup-c1", type=int, default=200)
