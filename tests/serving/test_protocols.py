@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from typing import Any
 
@@ -350,6 +351,54 @@ def test_mlflow_columns_of_different_lengths_are_refused() -> None:
         "columns have different lengths: amount has 1, count has 3, country has 3, "
         "is_new has 3, event_timestamp has 3"
     ]
+
+
+# Found while fuzzing the API (tests/serving/test_fuzz.py): the first two answered 500,
+# the third broke the v2 answer the OpenAPI document promises.
+
+
+def test_numbers_no_json_answer_can_carry_are_refused_in_every_format() -> None:
+    records = [{**RECORDS[0], "amount": value} for value in (math.nan, -math.inf, 10**400)]
+    with pytest.raises(ProtocolError) as excinfo:
+        parse_records(records, SCHEMA, OPTIONAL)
+    csv = CSV.replace("12.5,", "nan,").replace("0.25,", "-Infinity,").encode()
+
+    assert _problems(excinfo) == [
+        "record 0: amount: expected a number, got nan (not a finite number)",
+        "record 1: amount: expected a number, got -inf (not a finite number)",
+        f"record 2: amount: expected a number, got {10**400!r} (a number)",
+    ]
+    assert _invocation_error(csv, "text/csv") == [
+        "record 0: amount: expected a number, got nan (not a finite number)",
+        "record 2: amount: expected a number, got -inf (not a finite number)",
+    ]
+    one = _json({"instances": [{**RECORDS[0], "amount": "X"}]})
+    assert _invocation_error(one.replace(b'"X"', b"1e999")) == [
+        "record 0: amount: expected a number, got inf (not a finite number)"
+    ]
+    assert _invocation_error(one.replace(b'"X"', b"9" * 5000)) == [
+        "body is not valid JSON: Exceeds the limit (4300 digits) for integer string "
+        "conversion: value has 5000 digits; use sys.set_int_max_str_digits() to increase the limit"
+    ]
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-01:00"])
+def test_datetimes_whose_utc_time_is_out_of_range_are_refused(text: str) -> None:
+    with pytest.raises(ProtocolError) as excinfo:
+        parse_records({"t": text}, {"t": pl.Datetime("us", "UTC")})
+    assert _problems(excinfo) == [
+        f"record 0: t: expected an ISO 8601 date-time string, got {text!r} (a string)"
+    ]
+
+
+def test_v2_id_and_parameters_must_be_a_string_and_an_object() -> None:
+    # An id of 7 came back as "id": 7, against the protocol and the OpenAPI document.
+    assert _v2_error(_v2_body(id=7, parameters=[1])) == [
+        "id: expected a string, got 7 (a number)",
+        "parameters: expected an object, got a list of 1",
+    ]
+    _, meta = parse_v2_infer(_v2_body(id=None, parameters=None), SCHEMA, OPTIONAL)
+    assert meta == {"id": None, "parameters": {}, "outputs": []}
 
 
 def test_responses() -> None:

@@ -57,7 +57,7 @@ def parse_invocations(
         )
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an int of 4300+ digits
         raise ProtocolError([f"body is not valid JSON: {exc}"], status=400) from exc
     keys = [key for key in MLFLOW_KEYS if isinstance(document, dict) and key in document]
     if len(keys) != 1:

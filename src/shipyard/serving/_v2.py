@@ -74,8 +74,8 @@ def parse_v2_infer(
         sizes = ", ".join(f"{name} has {height}" for name, height in heights.items())
         problems.append(f"inputs have different row counts: {sizes}")
     meta = {
-        "id": body.get("id"),
-        "parameters": body.get("parameters") or {},
+        "id": _optional(body, "id", str, "a string", problems),
+        "parameters": _optional(body, "parameters", dict, "an object", problems) or {},
         "outputs": _requested_outputs(body.get("outputs"), problems),
     }
     frame = _columns_frame(columns, dtypes, optional, problems, status=400, noun="input")
@@ -113,6 +113,15 @@ def _rows_of(shape: Any) -> int | None:
         return None
     rows = shape[0]
     return rows if isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0 else None
+
+
+def _optional(body: dict[str, Any], key: str, kind: type, noun: str, problems: list[str]) -> Any:
+    """``body[key]`` when absent, null or of ``kind``; else a problem and None."""
+    value = body.get(key)
+    if value is None or isinstance(value, kind):
+        return value
+    problems.append(f"{key}: expected {noun}, got {_describe(value)}")
+    return None
 
 
 def _requested_outputs(outputs: Any, problems: list[str]) -> list[str]:

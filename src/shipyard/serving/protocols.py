@@ -10,6 +10,7 @@ every problem is reported at once, in one :class:`ProtocolError`.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING, Any
 
@@ -175,6 +176,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
         return f"{shown!r} (a string)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value!r} (not a finite number)"
     if isinstance(value, int | float):
         return f"{value!r} (a number)"
     if isinstance(value, list):
@@ -188,7 +191,8 @@ def _coerce(value: Any, kind: str, dtype: pl.DataType) -> tuple[bool, Any]:
     """Whether ``value`` fits the column, and the value polars should receive."""
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if kind == "float":
-        return number, float(value) if number else value
+        finite = _finite(value) if number else None
+        return finite is not None, value if finite is None else finite
     if kind == "int":
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -211,6 +215,19 @@ def _coerce(value: Any, kind: str, dtype: pl.DataType) -> tuple[bool, Any]:
     return True, value
 
 
+def _finite(number: float) -> float | None:
+    """``number`` as a finite float, None for NaN, infinities and ints beyond any float.
+
+    Python's JSON and CSV readers take NaN, Infinity and 1e999; no score of them can be
+    answered in JSON, so they are refused here, at the input.
+    """
+    try:
+        value = float(number)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
 def _parse_datetime(value: Any) -> dt.datetime | None:
     """An ISO 8601 string as a naive UTC datetime: naive means UTC, offsets are converted."""
     if isinstance(value, str):
@@ -222,7 +239,10 @@ def _parse_datetime(value: Any) -> dt.datetime | None:
         return None
     if value.tzinfo is None:
         return value
-    return value.astimezone(dt.UTC).replace(tzinfo=None)
+    try:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    except OverflowError:  # 0001-01-01T00:00+01:00 and the like fall outside years 1 to 9999
+        return None
 
 
 def _records_frame(
