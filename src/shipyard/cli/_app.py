@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from shipyard.cli import artifacts, contract, demo, evaluate, features, init, models, run, runs
+from shipyard.cli import serve as serve_cli
 
 app = typer.Typer(
     name="shipyard",
@@ -27,6 +28,7 @@ app.add_typer(contract.app, name="contract")
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
 app.command("evaluate")(evaluate.evaluate)
+app.command("serve")(serve_cli.serve)
 
 
 # Usage errors (a bad --param, an unknown option) are ClickExceptions: click's own, or in

@@ -334,6 +334,10 @@ class Registry:
             raise _lookup.unknown_version(name, version, len(rows), self._aliases(name))
         return rows[version - 1]
 
+    def aliases(self, name: str) -> dict[str, int]:
+        """Where the aliases of model ``name`` point now: alias to version (one query)."""
+        return self._aliases(name)
+
     def _aliases(self, name: str) -> dict[str, int]:
         return {r["alias"]: r["version"] for r in self._store.model_aliases(name)}
 

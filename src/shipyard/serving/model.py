@@ -497,7 +497,7 @@ class AliasWatcher:
         """The versions the aliases point to now (shadow: None when unset)."""
         from shipyard.registry.registry import Registry
 
-        aliases = Registry(self.project)._aliases(self.name)
+        aliases = Registry(self.project).aliases(self.name)
         if self.alias not in aliases:
             raise ModelNotFoundError(
                 f"the alias {self.name}@{self.alias} was removed; serving on the last version"
