@@ -104,7 +104,7 @@ BENTO_SCRIPT = SCRIPTS_DIR / "serving_bento_service.py"
 OUR_PYTHON = REPO_DIR / ".venv" / "bin" / "python"
 
 # One-line switch: True once `shipyard serve` exists (it is then run from .venv/bin/shipyard).
-SHIPYARD_CLI = False
+SHIPYARD_CLI = True
 
 SEED = 20261129
 FEATURES = [f"f{i}" for i in range(20)]
