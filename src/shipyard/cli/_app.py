@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from shipyard.cli import artifacts, contract, demo, evaluate, features, init, models, run, runs
+from shipyard.cli import score as score_cli
 from shipyard.cli import serve as serve_cli
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app.add_typer(contract.app, name="contract")
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
 app.command("evaluate")(evaluate.evaluate)
+app.command("score")(score_cli.score)
 app.command("serve")(serve_cli.serve)
 
 
