@@ -173,7 +173,10 @@ def test_v2_metadata_health_and_unknown_models(client: TestClient) -> None:
 def test_mlflow_ping_health_and_ready(client: TestClient) -> None:
     assert client.get("/ping").status_code == 200
     assert client.get("/health").json() == {"status": "alive"}
-    assert client.get("/ready").json() == {"ready": True, "model": {"name": "fraud", "version": "3"}}
+    assert client.get("/ready").json() == {
+        "ready": True,
+        "model": {"name": "fraud", "version": "3"},
+    }
 
 
 def test_ready_is_503_before_the_lifespan_starts() -> None:

@@ -347,7 +347,7 @@ class _Service:
         body = await self._body(request)
         try:
             return json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except ValueError as exc:  # bad UTF-8, bad JSON, an integer of 4,300+ digits
             raise ProtocolError([f"body is not valid JSON: {exc}"], status=400) from exc
 
     async def _predict(
@@ -404,7 +404,7 @@ class _Service:
                 for score, decision in zip(scores, decisions, strict=True)
             ],
         }
-        if call.request.query_params.get("explain", "").lower() in ("true", "1"):
+        if _flag(call.request, "explain"):
             body["features"] = enriched.select(model.inputs or enriched.columns).to_dicts()
         return _json(body)
 
@@ -549,6 +549,14 @@ def _records(
         }
         for row, values, score, decision in zip(inputs, features, scores, decisions, strict=True)
     ]
+
+
+def _flag(request: Request, name: str) -> bool:
+    """A boolean query parameter: true/1 or false/0 (default false); anything else is a 400."""
+    given = request.query_params.get(name, "false").lower()
+    if given not in ("true", "1", "false", "0"):
+        raise ProtocolError([f"{name}: expected true or false, got {given!r}"], status=400)
+    return given in ("true", "1")
 
 
 def _entity_key(row: Mapping[str, Any], keys: list[str]) -> str | None:
