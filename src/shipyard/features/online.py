@@ -107,6 +107,7 @@ class _Plan:
     views: dict[str, str]
     versions: dict[str, str]
     extra: list[str]  # features read only because request features use them
+    dtypes: dict[str, pl.DataType] = field(default_factory=dict)  # of the features read
 
 
 def read_online(
@@ -213,7 +214,8 @@ def _make_plan(store: FeatureStore, features: tuple[str, ...]) -> _Plan:
     asked = {f for g, f in pairs if g in store.views}
     extra = [f for g, f in wanted if g in store.views and f not in asked]
     versions = {read.view.name: read.view.version for read in reads}
-    return _Plan(reads, requests, keys, views, versions, extra)
+    dtypes = {name: read.view.schema[name] for read in reads for name in read.names}
+    return _Plan(reads, requests, keys, views, versions, extra, dtypes)
 
 
 def _check_unique(chosen: list[str], taken: dict[str, str], group: str) -> None:
@@ -258,14 +260,28 @@ def _request(
     plan: _Plan,
     count: int,
 ) -> None:
-    data: dict[str, Any] = {k: list(v) for k, v in columns.items() if k in spec.request_schema}
+    data: dict[str, Any] = {k: v for k, v in columns.items() if k in spec.request_schema}
+    schema: dict[str, Any] = {k: spec.request_schema[k] for k in data}
     for ref in spec.uses:
         feature = ref.partition(":")[2]
         data[feature] = values[feature]
-    frame = pl.DataFrame(data) if data else pl.DataFrame({"__n": [0] * count}).drop("__n")
+        schema[feature] = plan.dtypes.get(feature)
+    no_fields = pl.DataFrame({"__n": [0] * count}).drop("__n")
+    frame = _request_frame(data, schema) if data else no_fields
     computed = spec.compute(frame)
     for feature, out in names.items():
         values[out] = computed[feature].to_list()
+
+
+def _request_frame(data: dict[str, Any], schema: dict[str, Any]) -> pl.DataFrame:
+    """The request fields as typed, built by rows: several times faster than by columns
+    for a request's few rows. Values of other types are left for ``compute`` to convert
+    or refuse with its message."""
+    try:
+        rows = list(zip(*data.values(), strict=True))
+        return pl.DataFrame(rows, schema=schema, orient="row", strict=True)
+    except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
+        return pl.DataFrame({k: list(v) for k, v in data.items()})
 
 
 def _columns(

@@ -257,10 +257,13 @@ class RequestFeatures:
                 f"Request features {self.name!r} need the request fields {missing}; the rows "
                 f"given have {frame.columns}. Add them to the entity rows or the request."
             )
+        casts = [
+            pl.col(name).cast(dtype)
+            for name, dtype in self.request_schema.items()
+            if frame.schema[name] != dtype
+        ]
         try:
-            typed = frame.with_columns(
-                pl.col(name).cast(dtype) for name, dtype in self.request_schema.items()
-            )
+            typed = frame.with_columns(casts) if casts else frame
         except pl.exceptions.PolarsError as exc:
             given = {name: str(frame.schema[name]) for name in self.request_schema}
             raise DataInputError(
@@ -276,6 +279,8 @@ class RequestFeatures:
                 f"DataFrame with one row per input row ({frame.height}), got {got}."
             )
         _check_dtypes(self.name, produced.schema, self.schema)
+        if produced.columns == list(self.schema):
+            return produced
         return produced.select(list(self.schema))
 
 

@@ -419,29 +419,52 @@ class _Enricher:
         self.asked = [c for c in signature.request if c not in signature.computed]
 
     def __call__(self, frame: pl.DataFrame) -> pl.DataFrame:
+        columns = frame.to_dict(as_series=False)
+        schema: dict[str, Any] = dict(frame.schema)
         arrived = datetime.now(UTC)
         for name in self.signature.clock:
-            if name not in frame.columns:
-                frame = frame.with_columns(pl.lit(arrived).alias(name))
-            else:
-                frame = frame.with_columns(pl.col(name).fill_null(arrived))
-        if not self.signature.refs or self.store is None:
-            return frame
-        columns = {c: frame[c].to_list() for c in self.asked if c in frame.columns}
-        online = self.store.online_features(columns, self.signature.refs, now=self._now(frame))
-        values = online.values
-        return frame.with_columns(
-            pl.Series(name, values[name], dtype=dtype, strict=False)
-            for name, dtype in self.signature.computed.items()
-        )
+            given = columns.get(name) or [None] * frame.height
+            columns[name] = [arrived if value is None else value for value in given]
+            schema[name] = self.signature.request[name]
+        if self.signature.refs and self.store is not None:
+            asked = {c: columns[c] for c in self.asked if c in columns}
+            now = self._now(columns)
+            values = self.store.online_features(asked, self.signature.refs, now=now).values
+            for name, dtype in self.signature.computed.items():
+                columns[name] = values[name]
+                schema[name] = dtype
+        return _frame(columns, schema, frame.height)
 
-    def _now(self, frame: pl.DataFrame) -> datetime | None:
+    def _now(self, columns: Mapping[str, list[Any]]) -> datetime | None:
         """The event time ttl is measured from: the newest request timestamp, else now."""
         for name in self.signature.clock:
-            newest = frame[name].max()
-            if isinstance(newest, datetime):
+            stamps = [v for v in columns[name] if isinstance(v, datetime)]
+            if stamps:
+                newest = max(stamps)
                 return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
         return None
+
+
+ROWS_BY_ROW = 64  # up to this many rows, a frame is built faster row by row
+
+
+def _frame(
+    columns: Mapping[str, list[Any]], schema: Mapping[str, Any], height: int
+) -> pl.DataFrame:
+    """A frame of these typed columns: by rows for a request's few rows (a few times
+    faster), by columns for larger ones."""
+    if height <= ROWS_BY_ROW:
+        try:
+            rows = list(zip(*columns.values(), strict=True))
+            return pl.DataFrame(rows, schema=dict(schema), orient="row", strict=True)
+        except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
+            pass  # a value of another type: let the column path convert it
+    return pl.DataFrame(
+        [
+            pl.Series(name, values, dtype=schema[name], strict=False)
+            for name, values in columns.items()
+        ]
+    )
 
 
 # -- hot reload ---------------------------------------------------------------------
