@@ -266,11 +266,15 @@ def _request(
         feature = ref.partition(":")[2]
         data[feature] = values[feature]
         schema[feature] = plan.dtypes.get(feature)
-    no_fields = pl.DataFrame({"__n": [0] * count}).drop("__n")
-    frame = _request_frame(data, schema) if data else no_fields
+    frame = _request_frame(data, schema) if data else _no_fields(count)
     computed = spec.compute(frame)
     for feature, out in names.items():
         values[out] = computed[feature].to_list()
+
+
+def _no_fields(count: int) -> pl.DataFrame:
+    """``count`` rows of no column, for a group that reads no request field."""
+    return pl.DataFrame({"__n": [0] * count}).drop("__n")
 
 
 def _request_frame(data: dict[str, Any], schema: dict[str, Any]) -> pl.DataFrame:
