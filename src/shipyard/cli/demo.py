@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from shipyard.cli._console import console, duration, status
+from shipyard.cli._demo_serving import show_serving
 
 DEMO_START = dt.date(2026, 1, 1)
 DEMO_DAYS = 60
@@ -66,6 +67,7 @@ def demo(
     _serve_features(project, run)
     _gate_and_promote(project, run)
     _refuse_worse(project)
+    show_serving(project, directory, batches[-2] if len(batches) > 1 else batches[-1])
     _next_steps(run, directory, batches[-1])
 
 
