@@ -4,6 +4,8 @@ and the feature definitions, features computed on the server, the threshold, rel
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -208,9 +210,7 @@ def test_unknown_references_say_what_exists(project: Project, registered: Regist
         load_served("spend", None)
 
 
-def test_an_export_folder_serves_with_onnx_when_it_agrees(
-    project: Project, tmp_path: Path
-) -> None:
+def test_an_export_folder_serves_with_onnx_when_it_agrees(project: Project, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     registry = Registry(project)
     run = training(impute=False)
@@ -224,6 +224,16 @@ def test_an_export_folder_serves_with_onnx_when_it_agrees(
     expected = registry.load("plain:1").predict_proba(rows.select(INPUTS))[:, 1]
     np.testing.assert_allclose(served.score(rows), expected, atol=1e-9)
     assert served.score.__qualname__.startswith("_onnx_scorer")  # checked at load, agreed
+    # ONNX agreed with the scores recorded at export: scikit-learn is never imported
+    script = (
+        "import sys; from shipyard.serving.model import load_served; "
+        f"load_served({str(folder)!r}); "
+        "print(sorted(m for m in sys.modules if m.startswith(('sklearn', 'skops'))))"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert imported.stdout.strip() == "[]", imported.stdout
 
 
 def test_the_watcher_follows_the_alias(

@@ -280,26 +280,31 @@ def _from_registry(ref: str, project: Project, store: FeatureStore | None) -> Se
     signature = signature_of(inputs, schema, store, views=list(lineage.get("feature_views") or {}))
     evaluation = registry.evaluation(version) or {}
     threshold = _threshold(evaluation.get("threshold"), version.ref)
+    score = _sklearn_scorer(model, signature.inputs)
     return _served(
-        version.name, str(version.version), version.ref, model, None, signature, store, threshold
+        version.name, str(version.version), version.ref, score, signature, store, threshold
     )
 
 
 def _from_export(folder: Path, project: Project | None, store: FeatureStore | None) -> ServedModel:
+    """An export folder's model. With an ONNX model that reproduces the scores recorded
+    at export, the skops model is never loaded: no scikit-learn import, a faster start."""
     from shipyard.registry.export import load_export
 
     facts = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    model = load_export(folder)
+    model = None if facts.get("features") else load_export(folder)
     inputs = _inputs(facts.get("features"), model, str(folder))
     sample = folder / "sample.parquet"
     schema = dict(pl.read_parquet_schema(sample)) if sample.is_file() else {}
     if store is None and project is not None:
         store = _project_store(project)
     signature = signature_of(inputs, schema, store)
-    onnx = _onnx_scorer(folder, facts, inputs) if not signature.refs else None
+    score = _onnx_scorer(folder, facts, inputs) if not signature.refs else None
+    if score is None:
+        score = _sklearn_scorer(model if model is not None else load_export(folder), inputs)
     threshold = _threshold(facts.get("threshold"), str(folder))
     name, version = str(facts["name"]), str(facts["version"])
-    return _served(name, version, str(folder), model, onnx, signature, store, threshold)
+    return _served(name, version, str(folder), score, signature, store, threshold)
 
 
 def _project_store(project: Project) -> FeatureStore | None:
@@ -335,8 +340,7 @@ def _served(
     name: str,
     version: str,
     ref: str,
-    model: Any,
-    onnx: Callable[[pl.DataFrame], np.ndarray[Any, Any]] | None,
+    score: Callable[[pl.DataFrame], np.ndarray[Any, Any]],
     signature: Signature,
     store: FeatureStore | None,
     threshold: float,
@@ -346,7 +350,7 @@ def _served(
         version=version,
         schema=signature.request,
         optional=signature.optional,
-        score=onnx or _sklearn_scorer(model, signature.inputs),
+        score=score,
         threshold=threshold,
         features=_Enricher(store, signature) if signature.refs or signature.clock else None,
         inputs=signature.inputs,
