@@ -457,3 +457,20 @@ def test_batch_scores_equal_the_http_api_for_the_same_rows(tmp_path: Path) -> No
     predictions = response.json()["predictions"]
     assert [p["score"] for p in predictions] == out["score"].to_list()
     assert [p["decision"] for p in predictions] == out["decision"].to_list()
+
+
+def test_reading_parquet_holds_about_one_chunk_not_the_whole_file(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from shipyard.serving._batch_input import chunks, input_files
+
+    rng = np.random.default_rng(0)
+    table = pl.DataFrame({f"x{i}": rng.random(800_000) for i in range(4)})
+    table.write_parquet(tmp_path / "big.parquet", row_group_size=20_000)  # 25 MB, 40 groups
+    [file] = input_files(tmp_path / "big.parquet")
+    before = pa.total_allocated_bytes()
+    peak = 0
+    for chunk in chunks(file, ["x0", "x1", "x2", "x3"], frozenset(), 20_000):
+        assert chunk.frame.height == 20_000
+        peak = max(peak, pa.total_allocated_bytes() - before)
+    assert peak < 5 * 20_000 * 4 * 8  # a few chunks' worth (640 kB each), not 25 MB

@@ -15,9 +15,11 @@ that fails leaves no partial OUTPUT, and an existing OUTPUT is only replaced by 
 complete one.
 
 Logging to the :class:`PredictionLog` builds one record per row (a dict with the
-row's inputs), which costs several microseconds a row: expect roughly 100k-200k
-rows/s with the log on instead of millions. The log is flushed after every chunk,
-so its memory stays bounded too.
+row's inputs and computed features, which the log serialises to JSON): tens of
+microseconds a row, so it dominates the run. Measured on 2 cores with 27 input
+columns: about 22k rows/s logged against about 90k without (and the unlogged figure
+is mostly the model). The log is flushed after every chunk, so its memory stays
+bounded too.
 """
 
 from __future__ import annotations
