@@ -129,6 +129,8 @@ def test_the_document_is_valid_openapi_listing_every_operation(api: Any) -> None
         "POST /v2/models/{name}/versions/{version}/infer",
         "GET /v2/models/{name}",
         "GET /v2/models/{name}/ready",
+        "GET /v2/models/{name}/versions/{version}",
+        "GET /v2/models/{name}/versions/{version}/ready",
         "GET /v2",
         "GET /v2/health/live",
         "GET /v2/health/ready",
@@ -174,6 +176,8 @@ def test_invalid_requests_get_a_4xx_never_a_5xx(api: Any, base_url: str) -> None
         "POST /v2/models/{name}/versions/{version}/infer",
         "GET /v2/models/{name}",
         "GET /v2/models/{name}/ready",
+        "GET /v2/models/{name}/versions/{version}",
+        "GET /v2/models/{name}/versions/{version}/ready",
         "POST /invocations",
     ]
 
@@ -189,4 +193,4 @@ def test_without_the_token_every_guarded_operation_answers_401(api: Any, base_ur
 
     answered = {label for label, seen in statuses.items() if seen != {401}}
     assert answered == {"GET /health", "GET /ping", "GET /v2/health/live"}
-    assert len(statuses) == 14
+    assert len(statuses) == 16

@@ -2,8 +2,8 @@
 (the HTTP client of Triton, also used against KServe and MLServer) calls a real server
 on 127.0.0.1 with its own methods, and gets the scores ``/predict`` answers.
 
-The client sends JSON tensors (``binary_data=False``); its binary-data extension is
-not one this server declares (``GET /v2`` lists no extensions).
+The client's default, binary input tensors (the binary tensor data extension), is read
+too; answers are always JSON, which the client reads the same way.
 """
 
 from __future__ import annotations
@@ -126,3 +126,50 @@ def test_the_client_raises_the_servers_message_for_a_bad_request(client: Any) ->
         "FP32, FP64, INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64)\n"
         "- missing required input 'items'"
     )
+
+
+def binary_inputs() -> list[Any]:
+    """The client's defaults: ``set_data_from_numpy`` sends raw bytes after the JSON."""
+    made = []
+    for name, values, datatype in (
+        ("amount", np.array([50.0, 80.0, 20.0]), "FP64"),
+        ("items", np.array([1, 3, 2], dtype=np.int32), "INT32"),
+        ("country", np.array(["DE", "", "FR"], dtype=np.object_), "BYTES"),
+    ):
+        tensor = httpclient.InferInput(name, list(values.shape), datatype)
+        made.append(tensor.set_data_from_numpy(values))
+    return made
+
+
+def test_binary_input_tensors_the_clients_default_give_the_same_scores(
+    client: Any, address: str
+) -> None:
+    result = client.infer("fraud", binary_inputs())
+
+    assert result.as_numpy("score").tolist() == predicted(address)["score"]
+    assert result.as_numpy("decision").tolist() == [True, True, False]
+
+
+def test_a_binary_body_whose_sizes_do_not_add_up_is_a_400(address: str) -> None:
+    header = b'{"inputs":[{"name":"amount","shape":[2],"datatype":"FP64",'
+    header += b'"parameters":{"binary_data_size":16}}]}'
+    response = httpx.post(
+        f"http://{address}/v2/models/fraud/infer",
+        content=header + np.array([1.0]).tobytes(),  # 8 bytes where 16 were announced
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert response.status_code == 400
+    assert "binary_data_size 16 runs past the end of the body" in response.json()["error"]
+
+
+def test_a_version_has_its_own_metadata_and_readiness(client: Any) -> None:
+    assert client.is_model_ready("fraud", "3") is True
+    assert client.get_model_metadata("fraud", "3")["versions"] == ["3"]
+    assert client.is_model_ready("fraud", "4") is False
+
+
+def test_an_unknown_path_answers_json(address: str) -> None:
+    response = httpx.get(f"http://{address}/v2/nothing/here")
+    assert response.status_code == 404
+    assert response.json() == {"error": "no endpoint /v2/nothing/here; see /docs or /openapi.json"}
+    assert httpx.get(f"http://{address}/predict").status_code == 405

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping, Set
 from typing import Any
 
@@ -80,6 +81,104 @@ def parse_v2_infer(
     }
     frame = _columns_frame(columns, dtypes, optional, problems, status=400, noun="input")
     return frame, meta
+
+
+_BINARY_TYPES = {
+    "BOOL": "?",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
+
+
+def decode_binary_infer(body: bytes, header_length: str) -> Any:
+    """A request of the binary tensor extension (what Triton's clients send by default):
+    ``header_length`` bytes of JSON, then the raw data of each input whose parameters give
+    a ``binary_data_size``, in input order. Returns the JSON with those inputs' ``data``
+    filled in, for :func:`parse_v2_infer`.
+
+    Raises:
+        ProtocolError: Status 400 for a header length, JSON or binary sizes that do not fit.
+    """
+    if not header_length.isdigit() or int(header_length) > len(body):
+        raise ProtocolError(
+            [
+                f"Inference-Header-Content-Length {header_length!r} is not a byte count within "
+                f"the body ({len(body)} bytes)"
+            ],
+            status=400,
+        )
+    split = int(header_length)
+    try:
+        request = json.loads(body[:split])
+    except ValueError as exc:
+        raise ProtocolError([f"the JSON header is not valid JSON: {exc}"], status=400) from exc
+    offset = split
+    for position, tensor in enumerate(_inputs_of(request)):
+        parameters = tensor.get("parameters")
+        size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+        if size is None:
+            continue
+        where = f"input '{tensor.get('name', position)}'"
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ProtocolError(
+                [f"{where}: binary_data_size {size!r} is not a byte count"], status=400
+            )
+        if offset + size > len(body):
+            raise ProtocolError(
+                [f"{where}: binary_data_size {size} runs past the end of the body"], status=400
+            )
+        tensor["data"] = _binary_values(where, tensor.get("datatype"), body[offset : offset + size])
+        offset += size
+    if offset != len(body):
+        raise ProtocolError(
+            [f"{len(body) - offset} bytes after the last binary input; binary_data_size is wrong"],
+            status=400,
+        )
+    return request
+
+
+def _inputs_of(request: Any) -> list[dict[str, Any]]:
+    inputs = request.get("inputs") if isinstance(request, dict) else None
+    return [t for t in inputs if isinstance(t, dict)] if isinstance(inputs, list) else []
+
+
+def _binary_values(where: str, datatype: Any, raw: bytes) -> list[Any]:
+    if datatype == "BYTES":  # each element: a 4-byte little-endian length, then the bytes
+        values, at = [], 0
+        while at < len(raw):
+            if at + 4 > len(raw):
+                raise ProtocolError(
+                    [f"{where}: BYTES data ends inside a length prefix"], status=400
+                )
+            length = int.from_bytes(raw[at : at + 4], "little")
+            element = raw[at + 4 : at + 4 + length]
+            if len(element) != length:
+                raise ProtocolError([f"{where}: BYTES element runs past its data"], status=400)
+            try:
+                values.append(element.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise ProtocolError([f"{where}: BYTES element is not UTF-8"], status=400) from exc
+            at += 4 + length
+        return values
+    code = _BINARY_TYPES.get(str(datatype))
+    if code is None:
+        return []  # parse_v2_infer reports the unknown datatype
+    width = np.dtype(code).itemsize
+    if len(raw) % width:
+        raise ProtocolError(
+            [f"{where}: {len(raw)} bytes are not a whole number of {datatype} values"],
+            status=400,
+        )
+    numbers: list[Any] = np.frombuffer(raw, dtype=code).tolist()
+    return numbers
 
 
 def _tensor_values(name: str, tensor: dict[str, Any], kind: str, problems: list[str]) -> Any:

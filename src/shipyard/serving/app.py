@@ -44,6 +44,7 @@ from starlette.routing import Route
 from shipyard import __version__
 from shipyard.errors import DataInputError, ProtocolError, StoreError
 from shipyard.serving._metrics import Metrics, docs_page, openapi_document
+from shipyard.serving._v2 import decode_binary_infer
 from shipyard.serving.batching import MicroBatcher
 from shipyard.serving.log import PredictionLog
 from shipyard.serving.model import ServedModel, Watcher
@@ -135,7 +136,12 @@ def create_app(
         watcher,
         threads,
     )
-    return Starlette(routes=service.routes(), lifespan=service.lifespan)
+    handlers = {404: _unrouted, 405: _unrouted}
+    return Starlette(
+        routes=service.routes(),
+        lifespan=service.lifespan,
+        exception_handlers=handlers,  # type: ignore[arg-type]
+    )
 
 
 class _Service:
@@ -261,6 +267,8 @@ class _Service:
             ("GET", "/v2/health/ready", self.v2_ready),
             ("GET", v2_model, self.v2_model),
             ("GET", v2_model + "/ready", self.v2_model_ready),
+            ("GET", v2_model + "/versions/{version}", self.v2_model),
+            ("GET", v2_model + "/versions/{version}/ready", self.v2_model_ready),
             ("POST", v2_model + "/infer", self.v2_infer),
             ("POST", v2_model + "/versions/{version}/infer", self.v2_infer),
             ("POST", "/invocations", self.invocations),
@@ -412,7 +420,11 @@ class _Service:
         slot = self._serving()
         model = slot.model
         self._check_model(call.request, model)
-        body = await self._json_body(call.request)
+        binary = call.request.headers.get("inference-header-content-length")
+        if binary is None:
+            body = await self._json_body(call.request)
+        else:  # the binary tensor extension, Triton clients' default
+            body = decode_binary_infer(await self._body(call.request), binary)
         frame, meta = parse_v2_infer(body, model.schema, model.optional)
         unknown = [name for name in meta["outputs"] if name not in OUTPUTS]
         if unknown:
@@ -549,6 +561,15 @@ def _records(
         }
         for row, values, score, decision in zip(inputs, features, scores, decisions, strict=True)
     ]
+
+
+async def _unrouted(request: Request, exc: HTTPException) -> Response:
+    """No route (404) or not this method (405): JSON like every other error."""
+    if exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    else:
+        message = f"no endpoint {request.url.path}; see /docs or /openapi.json"
+    return _json({"error": message}, exc.status_code, exc.headers)
 
 
 def _flag(request: Request, name: str) -> bool:
