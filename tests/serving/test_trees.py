@@ -349,4 +349,7 @@ def test_models_it_cannot_score_exactly_get_none() -> None:
         fraud_pipeline(min_frequency=50).fit(frame, binary),  # infrequent categories grouped
     ]
     assert [compile_scorer(m, numbers.columns) for m in on_numbers] == [None] * 5
+    renamed = HistGradientBoostingClassifier(max_iter=5).fit(numbers, binary)
+    del renamed._bin_mapper  # as a scikit-learn release might rename its private attributes
+    assert compile_scorer(renamed, numbers.columns) is None
     assert [compile_scorer(m, frame.columns) for m in on_frame] == [None] * 2

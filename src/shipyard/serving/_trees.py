@@ -65,13 +65,14 @@ def compile_scorer(
         ``frame -> float64 array`` of ``predict_proba(frame)[:, 1]``; frames of more than
         ``MAX_ROWS`` rows (and inputs scikit-learn would reject) go to the model itself.
     """
-    unpacked = unpack(model, inputs)
-    if unpacked is None:
+    try:
+        unpacked = unpack(model, inputs)
+        forest = None if unpacked is None else _Forest.pack(unpacked[1], unpacked[0])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None  # scikit-learn's private attributes are not what this version reads
+    if unpacked is None or forest is None:
         return None
-    layout, classifier = unpacked
-    forest = _Forest.pack(classifier, layout)
-    if forest is None:
-        return None
+    layout = unpacked[0]
     columns = list(inputs)
     sklearn = _sklearn_scorer(model, columns)
     in_order = list(range(len(columns)))
