@@ -29,7 +29,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,20 +68,40 @@ OPEN_PATHS = frozenset({"/health", "/v2/health/live", "/ping"})
 INLINE_ROWS = 16  # requests this small are enriched on the event loop; larger in a thread
 
 
+@dataclass(eq=False)
+class _Slot:
+    """A model being served, the batcher scoring its requests, and how many requests
+    (or shadow scorings) hold it: a replaced slot is closed once none does."""
+
+    model: ServedModel
+    batcher: MicroBatcher
+    records_schema: dict[str, Any]
+    users: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def take(self) -> _Slot:
+        self.users += 1
+        self.idle.clear()
+        return self
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            self.idle.set()
+
+    async def retire(self) -> None:
+        """Wait until no request holds this slot, then drain and close its batcher."""
+        if self.users:
+            await self.idle.wait()
+        await self.batcher.close()
+
+
 @dataclass
 class _Call:
     request: Request
     request_id: str
     started: float
-
-
-@dataclass
-class _Slot:
-    """A model being served and the batcher scoring its requests."""
-
-    model: ServedModel
-    batcher: MicroBatcher
-    records_schema: dict[str, Any]
+    held: list[_Slot] = field(default_factory=list)
 
 
 Handler = Callable[[_Call], Awaitable[Response]]
@@ -256,7 +276,7 @@ class _Service:
         )
         for slot in old:
             if slot is not None and slot not in (self.primary, self.shadow):
-                await slot.batcher.close()
+                await slot.retire()
 
     def routes(self) -> list[Route]:
         v2_model = "/v2/models/{name}"
@@ -287,7 +307,11 @@ class _Service:
     def _endpoint(self, path: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             call = _Call(request, _request_id(request), time.perf_counter())
-            response = await self._answer(call, path, handler)
+            try:
+                response = await self._answer(call, path, handler)
+            finally:
+                for slot in call.held:
+                    slot.release()
             response.headers["X-Request-ID"] = call.request_id
             self.metrics.observe_request(
                 path, response.status_code, time.perf_counter() - call.started
@@ -333,9 +357,12 @@ class _Service:
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    def _serving(self) -> _Slot:
+    def _serving(self, call: _Call) -> _Slot:
+        """The primary slot, held by ``call`` until it is answered (so a reload that
+        replaces it meanwhile waits for this request before closing it)."""
         if self.primary is None:
             raise HTTPException(503, "not ready: the server is starting or shutting down")
+        call.held.append(self.primary.take())
         return self.primary
 
     async def _body(self, request: Request) -> bytes:
@@ -372,13 +399,19 @@ class _Service:
             self.log.append_many(_records(call, model, frame, enriched, scores, decisions))
         if self.shadow is not None:
             task = asyncio.get_running_loop().create_task(
-                self._run_shadow(self.shadow, call, frame)
+                self._run_shadow(self.shadow.take(), call, frame)
             )
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
         return scores, decisions, enriched
 
     async def _run_shadow(self, slot: _Slot, call: _Call, frame: pl.DataFrame) -> None:
+        try:
+            await self._score_shadow(slot, call, frame)
+        finally:
+            slot.release()
+
+    async def _score_shadow(self, slot: _Slot, call: _Call, frame: pl.DataFrame) -> None:
         model = slot.model
         try:
             missing = [
@@ -399,7 +432,7 @@ class _Service:
             self.log.append_many(records)
 
     async def predict(self, call: _Call) -> Response:
-        slot = self._serving()
+        slot = self._serving(call)
         model = slot.model
         frame = parse_records(await self._json_body(call.request), model.schema, model.optional)
         scores, decisions, enriched = await self._predict(call, slot, frame)
@@ -417,7 +450,7 @@ class _Service:
         return _json(body)
 
     async def v2_infer(self, call: _Call) -> Response:
-        slot = self._serving()
+        slot = self._serving(call)
         model = slot.model
         self._check_model(call.request, model)
         binary = call.request.headers.get("inference-header-content-length")
@@ -456,7 +489,7 @@ class _Service:
             )
 
     async def invocations(self, call: _Call) -> Response:
-        slot = self._serving()
+        slot = self._serving(call)
         model = slot.model
         content_type = call.request.headers.get("content-type", "application/json")
         body = await self._body(call.request)
