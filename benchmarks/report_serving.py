@@ -183,7 +183,8 @@ def samples_lines(results: dict[str, Any]) -> list[str]:
                 f"{c1['requests']:,} requests; c32 {num(c32['req_per_s'])} req/s, p99 "
                 f"{ms(c32['p99_ms'])}, {c32['errors']} errors over {c32['requests']:,} "
                 f"requests in {c32['elapsed_s']:.1f} s; 1,000 rows {num(rows['rows_per_s'])} "
-                f"rows/s over {rows['requests']:,} requests"
+                f"rows/s over {rows['requests']:,} requests; 1-minute load "
+                f"{start['loadavg_before'][0]:.1f} before, {start['loadavg_after'][0]:.1f} after"
             )
         lines.append(f"- **{results['labels'][name]}**: " + "; ".join(parts) + ".")
     return lines

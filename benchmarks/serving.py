@@ -17,11 +17,13 @@ What it does:
 
   - ``shipyard``: the model registered in a fresh shipyard project and exported with
     ``sample=`` (``peer_scripts/serving_servers.py shipyard-export``), then served from the
-    export folder with the prediction log on and input validation on. ``SHIPYARD_CLI`` picks
-    ``shipyard serve <export> --host 127.0.0.1 --port P --log-dir D`` or, until that command
-    exists, the stand-in ``serving_servers.py shipyard-serve`` doing the same in-process
-    (``create_app`` + ``PredictionLog`` + ``uvicorn.run``). After the run the logged rows are
-    counted from the log's Parquet segments.
+    export folder with the prediction log on and input validation on:
+    ``shipyard serve <export> --host 127.0.0.1 --port P --log-dir D`` (working directory: the
+    project). ``SHIPYARD_CLI = False`` (one line) swaps in the stand-in
+    ``serving_servers.py shipyard-serve``, which builds the app by hand in-process
+    (``ServedModel`` + ``create_app`` + ``PredictionLog`` + ``uvicorn.run``), for measuring the
+    app without the CLI. After each start the logged rows are counted from the log's Parquet
+    segments. The export has no gated threshold, so the CLI warns and serves with 0.5.
   - ``shipyard_nolog``: the same with ``--no-log`` (the logging cost is the throughput lost).
   - ``mlflow``: ``mlflow.sklearn.save_model`` (``pyfunc_predict_fn="predict_proba"``, a
     signature, ``pip_requirements``), then ``mlflow models serve -m DIR --env-manager local
