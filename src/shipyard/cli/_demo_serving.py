@@ -28,12 +28,12 @@ CHUNK = 100  # rows per v2 and MLflow request
 METRICS = ("shipyard_requests_total", "shipyard_predictions_total", "shipyard_batch_rows_count")
 
 
-def show_serving(project: Any, directory: Path, day: Path) -> None:
-    """Step 9: serve the production model, call it in every protocol, read the log."""
+def show_serving(project: Any, directory: Path, day: Path, ref: str = "fraud@production") -> None:
+    """Step 9: serve ``ref``, call it in every protocol, read the log, batch-score ``day``."""
     port = _free_port()
     log_dir = directory / ".shipyard" / "demo-predictions"
     started = time.perf_counter()
-    command = [sys.executable, "-m", "shipyard.cli", "serve", "fraud@production"]
+    command = [sys.executable, "-m", "shipyard.cli", "serve", ref]
     server = subprocess.Popen(
         [*command, "--port", str(port), "--log-dir", str(log_dir)],
         cwd=directory,
@@ -45,7 +45,7 @@ def show_serving(project: Any, directory: Path, day: Path) -> None:
             ready = _wait_ready(client, server, started)
             rows = _requests(day)
             console.print(
-                f"\n[bold]9.[/] [bold]shipyard serve fraud@production[/] was ready in "
+                f"\n[bold]9.[/] [bold]shipyard serve {ref}[/] was ready in "
                 f"{ready:.1f} s on http://127.0.0.1:{port} (docs at /docs). "
                 f"{rows.height} payments of {day.stem.removeprefix('transactions_')}, "
                 "sent in each protocol:"
@@ -55,7 +55,7 @@ def show_serving(project: Any, directory: Path, day: Path) -> None:
     finally:
         stderr = _stop(server)
     _show_log(log_dir, stderr)
-    _batch_score(project, directory, day)
+    _batch_score(project, directory, day, ref)
 
 
 def _call_every_protocol(client: _Client, rows: pl.DataFrame) -> None:
@@ -116,15 +116,15 @@ def _show_log(log_dir: Path, stderr: str) -> None:
         console.print(f"   [red]The server reported an error:[/]\n{stderr[-2000:]}")
 
 
-def _batch_score(project: Any, directory: Path, day: Path) -> None:
+def _batch_score(project: Any, directory: Path, day: Path, ref: str) -> None:
     from shipyard.serving.batch import score_batch
     from shipyard.serving.model import load_served
 
-    model = load_served("fraud@production", project)
+    model = load_served(ref, project)
     output = directory / "scores" / f"{day.stem}.parquet"
     summary = score_batch(model, day, output, keep=["transaction_id"], given_features=False)
     console.print(
-        f"   shipyard score fraud@production {day.relative_to(directory)} "
+        f"   shipyard score {ref} {day.relative_to(directory)} "
         f"{output.relative_to(directory)}: {summary.rows} payments in {summary.seconds:.2f} s, "
         f"{summary.positives} flagged, with the same features and threshold as the API."
     )

@@ -67,7 +67,9 @@ def demo(
     _serve_features(project, run)
     _gate_and_promote(project, run)
     _refuse_worse(project)
-    show_serving(project, directory, batches[-2] if len(batches) > 1 else batches[-1])
+    show_serving(
+        project, directory, batches[-2] if len(batches) > 1 else batches[-1], _served(project)
+    )
     _next_steps(run, directory, batches[-1])
 
 
@@ -180,7 +182,17 @@ def _gate_and_promote(project: Any, run: Any) -> None:
             "fraud", version.version, reason="demo: passed the gate", gate_id=gate_id
         )
         console.print(f"   Promoted {version.ref} to [bold]production[/].")
+    else:
+        console.print(f"   Not promoted: {escape(gate.summary())}")
     _write_papers(project, version, evaluation, gate)
+
+
+def _served(project: Any) -> str:
+    """What step 9 serves: fraud@production, or the first version when its gate failed
+    (a latency budget missed on a busy machine, say), so the demo still shows serving."""
+    from shipyard.registry.registry import Registry
+
+    return "fraud@production" if "production" in Registry(project).aliases("fraud") else "fraud:1"
 
 
 def _write_papers(project: Any, version: Any, evaluation: Any, gate: Any) -> None:

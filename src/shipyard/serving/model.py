@@ -280,7 +280,7 @@ def _from_registry(ref: str, project: Project, store: FeatureStore | None) -> Se
     signature = signature_of(inputs, schema, store, views=list(lineage.get("feature_views") or {}))
     evaluation = registry.evaluation(version) or {}
     threshold = _threshold(evaluation.get("threshold"), version.ref)
-    score = _sklearn_scorer(model, signature.inputs)
+    score = _fast_scorer(model, signature.inputs)
     return _served(
         version.name, str(version.version), version.ref, score, signature, store, threshold
     )
@@ -301,7 +301,9 @@ def _from_export(folder: Path, project: Project | None, store: FeatureStore | No
     signature = signature_of(inputs, schema, store)
     score = _onnx_scorer(folder, facts, inputs) if not signature.refs else None
     if score is None:
-        score = _sklearn_scorer(model if model is not None else load_export(folder), inputs)
+        rows = pl.read_parquet(sample).head(256) if sample.is_file() else None
+        found = model if model is not None else load_export(folder)
+        score = _fast_scorer(found, inputs, rows)
     threshold = _threshold(facts.get("threshold"), str(folder))
     name, version = str(facts["name"]), str(facts["version"])
     return _served(name, version, str(folder), score, signature, store, threshold)
@@ -357,6 +359,17 @@ def _served(
         keys=signature.keys,
         ref=ref,
     )
+
+
+def _fast_scorer(
+    model: Any, inputs: Sequence[str], check: pl.DataFrame | None = None
+) -> Callable[[pl.DataFrame], np.ndarray[Any, Any]]:
+    """The compiled tree scorer for requests of a few rows when the model is one it
+    reproduces exactly (checked now, on ``check`` and on edge cases), else scikit-learn."""
+    from shipyard.serving._trees import compile_scorer
+
+    compiled = compile_scorer(model, inputs, check=check)
+    return compiled if compiled is not None else _sklearn_scorer(model, inputs)
 
 
 def _sklearn_scorer(
