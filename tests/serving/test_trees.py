@@ -159,7 +159,8 @@ def edge_rows(draw: st.DrawFn, model: Any) -> pl.DataFrame:
     columns: dict[str, pl.Series] = {}
     for name, known in zip(CATEGORICAL, encoder.categories_, strict=True):
         category = st.one_of(st.sampled_from(list(known)), st.sampled_from(["unknown", None]))
-        columns[name] = pl.Series(name, draw(st.lists(category, min_size=rows, max_size=rows)))
+        drawn = draw(st.lists(category, min_size=rows, max_size=rows))
+        columns[name] = pl.Series(name, drawn, dtype=pl.String)  # typed, as a request is
     for name in NUMERIC:
         values = draw(st.lists(number, min_size=rows, max_size=rows))
         columns[name] = pl.Series(name, values, dtype=pl.Float64)
@@ -175,6 +176,14 @@ def test_any_rows_at_the_edges_score_as_sklearn(data: st.DataObject) -> None:
     expected = model.predict_proba(frame)[:, 1]
     with compiled_only(model):
         np.testing.assert_allclose(scorer(frame), expected, rtol=0, atol=1e-12)
+
+
+def test_an_untyped_all_null_column_is_left_to_sklearn_which_reads_it_as_nan() -> None:
+    model = fitted_fraud()
+    frame = unseen_rows(1, seed=3).with_columns(pl.lit(None).alias(CATEGORICAL[2]))
+    assert frame.schema[CATEGORICAL[2]] == pl.Null
+    expected = model.predict_proba(frame)[:, 1]
+    np.testing.assert_allclose(compile_scorer_cached()(frame), expected, rtol=0, atol=1e-12)
 
 
 @functools.cache

@@ -78,8 +78,8 @@ def compile_scorer(
     in_order = list(range(len(columns)))
 
     def score(frame: pl.DataFrame) -> np.ndarray[Any, Any]:
-        if not 0 < frame.height <= MAX_ROWS:
-            return sklearn(frame)
+        if not 0 < frame.height <= MAX_ROWS or any(isinstance(d, pl.Null) for d in frame.dtypes):
+            return sklearn(frame)  # an all-null column reaches scikit-learn as NaN, not None
         names = frame.columns
         try:
             where = in_order if names == columns else [names.index(c) for c in columns]

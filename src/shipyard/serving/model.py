@@ -381,11 +381,23 @@ def _sklearn_scorer(
     named = getattr(model, "feature_names_in_", None) is not None or _has_column_transformer(model)
 
     def score(frame: pl.DataFrame) -> np.ndarray[Any, Any]:
-        rows = frame.select(columns)
-        matrix: Any = rows if named else rows.to_numpy()
+        matrix: Any = frame.select(columns) if named else _matrix(frame, columns)
         return np.asarray(model.predict_proba(matrix)[:, 1], dtype=np.float64)
 
     return score
+
+
+def _matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray[Any, Any]:
+    """``columns`` of ``frame`` as a float64 matrix (nulls as NaN). A request's few rows go
+    through Python tuples: a polars ``select`` of 20 columns alone costs ~70 µs."""
+    if frame.height <= ROWS_BY_ROW:
+        position = {name: index for index, name in enumerate(frame.columns)}
+        try:
+            at = [position[name] for name in columns]
+            return np.array([[row[i] for i in at] for row in frame.rows()], dtype=np.float64)
+        except (KeyError, TypeError, ValueError):
+            pass  # a missing or non-numeric column: polars says what is wrong
+    return frame.select(columns).to_numpy().astype(np.float64)
 
 
 def _has_column_transformer(model: Any) -> bool:
@@ -421,7 +433,7 @@ def _onnx_scorer(
         return None
 
     def score(frame: pl.DataFrame) -> np.ndarray[Any, Any]:
-        return session(frame.select(columns).to_numpy().astype(np.float64))
+        return session(_matrix(frame, columns))
 
     return score
 

@@ -10,6 +10,7 @@ every problem is reported at once, in one :class:`ProtocolError`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING, Any
@@ -141,6 +142,7 @@ def _dtypes(schema: Schema) -> dict[str, pl.DataType]:
     return {name: dtype() if isinstance(dtype, type) else dtype for name, dtype in schema.items()}
 
 
+@functools.lru_cache(maxsize=256)
 def _kind(dtype: pl.DataType) -> str:
     if dtype == pl.Boolean:
         return "bool"
@@ -155,6 +157,7 @@ def _kind(dtype: pl.DataType) -> str:
     return "date" if dtype == pl.Date else "other"
 
 
+@functools.lru_cache(maxsize=64)
 def _int_range(dtype: pl.DataType) -> tuple[int, int]:
     info = np.iinfo(str(dtype).lower())
     return int(info.min), int(info.max)
@@ -312,7 +315,23 @@ def _frame(
     }
     if problems:
         raise ProtocolError(problems, status=status)
+    height = len(next(iter(clean.values()), []))
+    if height <= ROWS_BY_ROW and all(_row_safe(dtype) for dtype in dtypes.values()):
+        try:  # a request's few rows: several times faster than one Series per column
+            rows = list(zip(*clean.values(), strict=True))
+            return pl.DataFrame(rows, schema=dtypes, orient="row", strict=True)
+        except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
+            pass  # the column path below builds what the row path would not
     return pl.DataFrame([_series(name, values, dtypes[name]) for name, values in clean.items()])
+
+
+ROWS_BY_ROW = 64
+
+
+def _row_safe(dtype: pl.DataType) -> bool:
+    """Whether a row-built column of ``dtype`` holds what :func:`_series` would: naive
+    datetimes are UTC, which polars assumes only for UTC (or naive) columns."""
+    return not isinstance(dtype, pl.Datetime) or dtype.time_zone in (None, "UTC")
 
 
 def _column(
