@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -202,3 +203,47 @@ def test_close_scores_what_is_queued_then_refuses_new_requests() -> None:
 def test_invalid_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="max_batch_rows >= 1 and max_wait_ms >= 0"):
         MicroBatcher(IdScorer(), max_batch_rows=0)
+
+
+def test_a_fast_model_at_an_idle_batcher_is_scored_on_the_event_loop() -> None:
+    threads: list[str] = []
+
+    def score(frame: pl.DataFrame) -> np.ndarray:
+        threads.append(threading.current_thread().name)
+        return frame["id"].cast(pl.Float64).to_numpy()
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(score, inline_below_ms=50)
+        for start in range(5):
+            assert (await batcher.submit(rows(start, 1))).tolist() == ids(start, 1)
+        assert batcher.batches == 5 and batcher.rows == 5
+        await batcher.close()
+
+    run(scenario())
+    # the first batch measures the model in the worker thread; the rest run inline
+    assert threads[0].startswith("shipyard-batcher")
+    assert threads[1:] == [threading.main_thread().name] * 4
+
+
+def test_a_slow_model_always_leaves_the_event_loop() -> None:
+    scorer = IdScorer(delay=0.002)
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(scorer, inline_below_ms=0.5)
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0)
+                ticks += 1
+
+        ticker = asyncio.get_running_loop().create_task(tick())
+        for start in range(5):
+            await batcher.submit(rows(start, 1))
+        ticker.cancel()
+        assert ticks >= 5  # the loop ran while each batch was scored elsewhere
+        assert batcher.cost_s is not None and batcher.cost_s > 0.0005
+        await batcher.close()
+
+    run(scenario())
