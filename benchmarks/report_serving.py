@@ -28,6 +28,7 @@ RUN = ".venv/bin/python benchmarks/serving.py"
 REPORT = ".venv/bin/python benchmarks/report_serving.py"
 ORDER = ["shipyard", "shipyard_nolog", "mlflow", "bentoml", "noop"]
 PEERS = ["shipyard_nolog", "mlflow", "bentoml", "noop"]
+SCORE_TOLERANCE = 1e-6  # as in serving.py: an ONNX-served model computes in float32
 
 
 def num(value: float | None, digits: int = 0) -> str:
@@ -112,19 +113,14 @@ def side_by_side(results: dict[str, Any]) -> list[str]:
     lines = [
         "| server | startup | c1 p50 | c1 p99 | c1 req/s | c32 req/s | c32 p50 | c32 p99 | "
         "c32 errors (all starts) | 1,000-row rows/s | 1,000-row p50 | first score = "
-        "`predict_proba` |",
+        "`predict_proba` (within 1e-6) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name in ORDER:
         fig = results["servers"].get(name)
         if fig is None:
             continue
-        agrees = fig["score_agrees"]
-        check = (
-            "n/a (constant answer)"
-            if name == "noop"
-            else ("yes" if agrees and all(agrees) else f"**{agrees}**")
-        )
+        check = score_cell(results["starts"].get(name, []))
         failed = f" ({len(fig['failed_starts'])} failed starts)" if fig["failed_starts"] else ""
         lines.append(
             f"| {results['labels'][name]}{failed} | {cell(fig['startup_s'], secs)} | "
@@ -135,6 +131,19 @@ def side_by_side(results: dict[str, Any]) -> list[str]:
             f"{cell(fig['rows1000']['p50_ms'], ms)} | {check} |"
         )
     return lines
+
+
+def score_cell(starts: list[dict[str, Any]]) -> str:
+    """Whether every start's first score matched the harness's ``predict_proba`` within
+    ``SCORE_TOLERANCE``, with the largest difference."""
+    got = [s["score_check"] for s in starts if "score_check" in s]
+    diffs = [abs(c["got"] - c["expected"]) for c in got if c["got"] is not None]
+    if not diffs:
+        return "n/a (constant answer)"
+    verdict = (
+        "yes" if all(d < SCORE_TOLERANCE for d in diffs) and len(diffs) == len(got) else "**NO**"
+    )
+    return f"{verdict} (largest difference {max(diffs):.1e})"
 
 
 def ratio_table(results: dict[str, Any]) -> list[str]:
