@@ -435,3 +435,22 @@ def single_row_latencies(base: str, count: int) -> list[float]:
             latencies.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200
     return latencies
+
+
+def test_a_request_of_many_rows_is_logged_as_one_table_like_single_rows(tmp_path: Path) -> None:
+    many = [{**ROWS[i % 3], "amount": float(i)} for i in range(40)]
+    log = PredictionLog(tmp_path / "log", model="fraud", flush_seconds=60)
+    with TestClient(create_app(served(), log=log)) as client:
+        alone = client.post("/predict", json=many[7], headers={"X-Request-ID": "one"}).json()
+        batch = client.post("/predict", json=many, headers={"X-Request-ID": "many"}).json()
+    logged = read_log(tmp_path / "log").collect()
+    assert logged.height == 41
+    rows = logged.filter(pl.col("request_id") == "many")
+    assert [json.loads(text) for text in rows["inputs_json"]] == many
+    assert rows["score"].to_list() == [p["score"] for p in batch["predictions"]]
+    assert rows["decision"].to_list() == [int(p["decision"]) for p in batch["predictions"]]
+    single = logged.filter(pl.col("request_id") == "one").row(0, named=True)
+    twin = rows.row(7, named=True)
+    same = ("inputs_json", "features_json", "score", "decision", "model_version", "shadow")
+    assert {k: single[k] for k in same} == {k: twin[k] for k in same}
+    assert single["score"] == alone["predictions"][0]["score"]

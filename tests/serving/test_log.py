@@ -288,3 +288,52 @@ def test_join_labels_by_entity_and_time_takes_the_event_at_or_before() -> None:
     ]
     loose = join_labels(predictions(), labels, on=("entity_key", "ts")).collect()
     assert loose["label"].to_list() == [11, 10, 20, None]
+
+
+def test_tables_and_records_share_segments_and_the_flush_threshold(tmp_path: Path) -> None:
+    from shipyard.serving.log import SCHEMA
+
+    log = PredictionLog(tmp_path, model="fraud", flush_rows=5, flush_seconds=60)
+    table = pa.Table.from_pylist(
+        [
+            {
+                "request_id": f"t{i}",
+                "ts": datetime(2026, 1, 1, tzinfo=UTC),
+                "model": "fraud",
+                "model_version": "1",
+                "entity_key": None,
+                "shadow": False,
+                "score": 0.5,
+                "decision": 1,
+                "latency_ms": 1.0,
+                "inputs_json": "{}",
+                "features_json": "{}",
+            }
+            for i in range(4)
+        ],
+        schema=SCHEMA,
+    )
+    log.append_table(table.select(list(reversed(SCHEMA.names))))  # any column order
+    assert log.lag_seconds() > 0
+    log.append(
+        {
+            "request_id": "r",
+            "ts": 0,
+            "model_version": "1",
+            "score": 0.1,
+            "decision": 0,
+            "latency_ms": 1.0,
+        }
+    )
+    deadline = time.monotonic() + 10
+    while log.flushed < 5:  # 4 table rows + 1 record reach flush_rows
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    log.close()
+    logged = read_log(tmp_path).collect()
+    assert sorted(logged["request_id"].to_list()) == ["r", "t0", "t1", "t2", "t3"]
+    with (
+        PredictionLog(tmp_path / "x", model="m") as other,
+        pytest.raises(ValueError, match="needs the columns"),
+    ):
+        other.append_table(table.drop(["score"]))

@@ -282,8 +282,9 @@ def _request_frame(data: dict[str, Any], schema: dict[str, Any]) -> pl.DataFrame
     for a request's few rows. Values of other types are left for ``compute`` to convert
     or refuse with its message."""
     try:
-        rows = list(zip(*data.values(), strict=True))
-        return pl.DataFrame(rows, schema=schema, orient="row", strict=True)
+        names = list(data)
+        rows = [dict(zip(names, row, strict=True)) for row in zip(*data.values(), strict=True)]
+        return pl.from_dicts(rows, schema=schema, strict=True)
     except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
         return pl.DataFrame({k: list(v) for k, v in data.items()})
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -396,7 +397,7 @@ class _Service:
         decisions = scores >= model.threshold
         self.metrics.observe_decisions(decisions)
         if self.log is not None:
-            self.log.append_many(_records(call, model, frame, enriched, scores, decisions))
+            _log(self.log, call, model, frame, enriched, scores, decisions)
         if self.shadow is not None:
             task = asyncio.get_running_loop().create_task(
                 self._run_shadow(self.shadow.take(), call, frame)
@@ -428,8 +429,7 @@ class _Service:
         self.metrics.shadow.labels(outcome="scored").inc(len(scores))
         if self.log is not None:
             decisions = scores >= model.threshold
-            records = _records(call, model, frame, enriched, scores, decisions, shadow=True)
-            self.log.append_many(records)
+            _log(self.log, call, model, frame, enriched, scores, decisions, shadow=True)
 
     async def predict(self, call: _Call) -> Response:
         slot = self._serving(call)
@@ -560,6 +560,66 @@ async def _enrich(model: ServedModel, frame: pl.DataFrame) -> pl.DataFrame:
         raise ProtocolError([str(exc)], status=422) from exc
     except StoreError as exc:
         raise HTTPException(503, f"features unavailable: {exc}") from exc
+
+
+def _log(
+    log: PredictionLog,
+    call: _Call,
+    model: ServedModel,
+    frame: pl.DataFrame,
+    enriched: pl.DataFrame,
+    scores: np.ndarray[Any, Any],
+    decisions: np.ndarray[Any, Any],
+    *,
+    shadow: bool = False,
+) -> None:
+    """Append a request's predictions: a few rows as records, many as one table."""
+    if frame.height <= INLINE_ROWS:
+        log.append_many(_records(call, model, frame, enriched, scores, decisions, shadow=shadow))
+    else:
+        log.append_table(_table(call, model, frame, enriched, scores, decisions, shadow))
+
+
+def _table(
+    call: _Call,
+    model: ServedModel,
+    frame: pl.DataFrame,
+    enriched: pl.DataFrame,
+    scores: np.ndarray[Any, Any],
+    decisions: np.ndarray[Any, Any],
+    shadow: bool,
+) -> pa.Table:
+    """The log rows of a request, built column by column (JSON encoded by polars)."""
+    computed = [c for c in enriched.columns if c not in frame.columns]
+    keys = [k for k in model.keys if k in frame.columns]
+    latency_ms = (time.perf_counter() - call.started) * 1000
+    columns = [
+        pl.struct(frame.columns).struct.json_encode().alias("inputs_json"),
+        (pl.struct(computed).struct.json_encode() if computed else pl.lit("{}")).alias(
+            "features_json"
+        ),
+        (
+            pl.concat_str([pl.col(k).cast(pl.String) for k in keys], separator="|")
+            if keys
+            else pl.lit(None, dtype=pl.String)
+        ).alias("entity_key"),
+    ]
+    encoded = enriched.select(columns)
+    return pa.table(
+        {
+            "request_id": pa.array([call.request_id] * frame.height, pa.string()),
+            "ts": pa.array([datetime.now(UTC)] * frame.height, pa.timestamp("us", tz="UTC")),
+            "model": pa.array([model.name] * frame.height, pa.string()),
+            "model_version": pa.array([model.version] * frame.height, pa.string()),
+            "entity_key": encoded["entity_key"].to_arrow(),
+            "shadow": pa.array([shadow] * frame.height, pa.bool_()),
+            "score": pa.array(scores, pa.float64()),
+            "decision": pa.array(decisions.astype(np.int64), pa.int64()),
+            "latency_ms": pa.array([latency_ms] * frame.height, pa.float64()),
+            "inputs_json": encoded["inputs_json"].to_arrow(),
+            "features_json": encoded["features_json"].to_arrow(),
+        }
+    )
 
 
 def _records(

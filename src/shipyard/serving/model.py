@@ -484,8 +484,11 @@ def _frame(
     faster), by columns for larger ones."""
     if height <= ROWS_BY_ROW:
         try:
-            rows = list(zip(*columns.values(), strict=True))
-            return pl.DataFrame(rows, schema=dict(schema), orient="row", strict=True)
+            names = list(columns)
+            rows = [
+                dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)
+            ]
+            return pl.from_dicts(rows, schema=dict(schema), strict=True)
         except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
             pass  # a value of another type: let the column path convert it
     return pl.DataFrame(
