@@ -395,7 +395,10 @@ def test_progress_reports_rows_done_and_the_total(tmp_path: Path) -> None:
     assert calls == [(10, 25), (20, 25), (25, 25), (10, None), (20, None), (25, None)]
 
 
-def test_the_prediction_log_gets_every_row_with_the_kept_id(tmp_path: Path) -> None:
+def test_the_prediction_log_gets_every_row_with_the_kept_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("shipyard.serving.batch.LOG_ROWS", 4)  # chunks of 10 logged 4 by 4
     frame = requests(23)
     frame.write_parquet(tmp_path / "in.parquet")
     log = PredictionLog(tmp_path / "log", model="fraud")
@@ -413,6 +416,7 @@ def test_the_prediction_log_gets_every_row_with_the_kept_id(tmp_path: Path) -> N
     logged = read_log(tmp_path / "log").collect().sort("request_id")
     out = pl.read_parquet(tmp_path / "out.parquet").sort("transaction_id")
     assert summary.logged == 23
+    assert len(list((tmp_path / "log" / "segments").glob("*/*.parquet"))) == 7  # 4+4+2, 4+4+2, 3
     assert logged["request_id"].to_list() == out["transaction_id"].to_list()
     assert logged["entity_key"].to_list() == out["customer_id"].to_list()
     assert logged["score"].to_list() == out["score"].to_list()
@@ -474,3 +478,19 @@ def test_reading_parquet_holds_about_one_chunk_not_the_whole_file(tmp_path: Path
         assert chunk.frame.height == 20_000
         peak = max(peak, pa.total_allocated_bytes() - before)
     assert peak < 5 * 20_000 * 4 * 8  # a few chunks' worth (640 kB each), not 25 MB
+
+
+def test_a_failed_run_stops_its_reader_thread(tmp_path: Path) -> None:
+    import threading
+
+    frame = requests(50).with_columns(pl.col("items").cast(pl.Float64))
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 12).then(0.5).otherwise(pl.col("items")).alias("items")
+    )
+    frame.write_parquet(tmp_path / "in.parquet", row_group_size=5)
+
+    with pytest.raises(DataInputError, match=r"column 'items', row 12 .*got 0\.5"):
+        score_batch(served(), tmp_path / "in.parquet", tmp_path / "out.parquet", chunk_rows=5)
+
+    readers = [t for t in threading.enumerate() if t.name == "batch-scoring-reader"]
+    assert readers == []
