@@ -316,6 +316,12 @@ def prepare(pythons: dict[str, Path], src: Path | None) -> dict[str, Path]:
     return {"shipyard": export, "mlflow": mlflow_dir, "bentoml": bento}
 
 
+def export_facts(folder: Path) -> dict[str, Any]:
+    """What the shipyard export holds that decides how it is scored (ONNX when it agrees)."""
+    facts = json.loads((folder / "model.json").read_text())
+    return {"files": sorted(p.name for p in folder.iterdir()), "onnx": facts.get("onnx")}
+
+
 # --------------------------------------------------------------------------- servers
 
 
@@ -739,6 +745,7 @@ def main(argv: list[str]) -> int:
         "uvicorn (ours)": installed_version(OUR_PYTHON, "uvicorn"),
         "starlette (ours)": installed_version(OUR_PYTHON, "starlette"),
     }
+    meta["shipyard_export"] = export_facts(folders["shipyard"])
     meta["requirements"] = VENVS
     meta["env"] = QUIET_ENV
     starts: dict[str, list[dict[str, Any]]] = {s: [] for s in args.servers}
