@@ -255,3 +255,35 @@ def test_the_watcher_follows_the_alias(
     primary, _ = watcher.check() or (None, None)
     assert primary is not None and primary.version == "2"
     assert watcher.check() is None
+
+
+def test_ready_says_which_feature_view_the_online_store_lacks(
+    project: Project, registered: Registry, store: FeatureStore
+) -> None:
+    from shipyard.serving.app import create_app
+    from tests.serving.test_app import TestClient  # imported there without the httpx warning
+
+    assert load_served("spend", project, store=store).problems() == []
+    changed = FeatureView(
+        "spending",
+        entities=[CUSTOMER],
+        source=Source.frame(history(), name="history"),
+        schema={"spend_24h": pl.Float64},
+        ttl=dt.timedelta(days=2),  # another definition than the one materialized
+    )
+    stale = FeatureStore([CUSTOMER, changed, PAYMENT], project=project)
+    served = load_served("spend", project, store=stale)
+    with TestClient(create_app(served)) as client:
+        answer = client.get("/ready")
+        assert answer.status_code == 503
+        assert answer.json() == {
+            "ready": False,
+            "problems": [
+                "the online store holds another definition of feature view 'spending'; "
+                "run `shipyard features materialize spending`"
+            ],
+        }
+        assert client.get("/v2/health/ready").status_code == 503
+        stale.materialize(end=T0 + dt.timedelta(days=1))
+        assert client.get("/ready").status_code == 200
+    stale.online.close()

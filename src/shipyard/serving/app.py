@@ -505,14 +505,17 @@ class _Service:
         self._check_model(call.request, model)
         return _json(v2_metadata(model.name, [model.version], model.schema, OUTPUTS))
 
+    def _ready(self) -> bool:
+        return self.primary is not None and not self.primary.model.problems()
+
     async def v2_model_ready(self, call: _Call) -> Response:
         model = self.model
         self._check_model(call.request, model)
-        ready = self.primary is not None
+        ready = self._ready()
         return _json({"name": model.name, "ready": ready}, 200 if ready else 503)
 
     async def v2_ready(self, call: _Call) -> Response:
-        ready = self.primary is not None
+        ready = self._ready()
         return _json({"ready": ready}, 200 if ready else 503)
 
     async def health(self, call: _Call) -> Response:
@@ -521,6 +524,10 @@ class _Service:
     async def ready(self, call: _Call) -> Response:
         ready = self.primary is not None
         body: dict[str, Any] = {"ready": ready}
+        problems = [] if self.primary is None else self.primary.model.problems()
+        if problems:
+            ready = False
+            body = {"ready": False, "problems": problems}
         if ready:
             model = self.model
             body["model"] = {"name": model.name, "version": model.version}

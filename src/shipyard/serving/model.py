@@ -93,6 +93,7 @@ class ServedModel:
         inputs: The model's input columns, in order.
         keys: The entity key columns of the request (what the log keeps as entity key).
         ref: What was loaded: ``name:version`` or an export folder.
+        check: Lists what keeps the model from answering now (``/ready`` calls it).
     """
 
     name: str
@@ -105,6 +106,11 @@ class ServedModel:
     inputs: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
     ref: str = ""
+    check: Callable[[], list[str]] | None = None
+
+    def problems(self) -> list[str]:
+        """Why the model cannot answer now (an online store without its features), or []."""
+        return [] if self.check is None else self.check()
 
 
 @dataclass(frozen=True)
@@ -347,14 +353,16 @@ def _served(
     store: FeatureStore | None,
     threshold: float,
 ) -> ServedModel:
+    enricher = _Enricher(store, signature) if signature.refs or signature.clock else None
     return ServedModel(
+        check=None if enricher is None else enricher.problems,
         name=name,
         version=version,
         schema=signature.request,
         optional=signature.optional,
         score=score,
         threshold=threshold,
-        features=_Enricher(store, signature) if signature.refs or signature.clock else None,
+        features=enricher,
         inputs=signature.inputs,
         keys=signature.keys,
         ref=ref,
@@ -463,6 +471,26 @@ class _Enricher:
                 columns[name] = values[name]
                 schema[name] = dtype
         return _frame(columns, schema, frame.height)
+
+    def problems(self) -> list[str]:
+        """Feature views the online store cannot serve as this model was trained on them."""
+        if self.store is None or not self.signature.refs:
+            return []
+        pairs = self.store._with_uses(self.store.resolve(self.signature.refs))
+        found = []
+        for name in dict.fromkeys(group for group, _ in pairs if group in self.store.views):
+            fix = f"run `shipyard features materialize {name}`"
+            try:
+                stored = self.store.online.version(name)
+            except Exception as exc:  # a store that cannot be read is the answer itself
+                return [f"the online store cannot be read: {exc}"]
+            if stored is None:
+                found.append(f"feature view {name!r} is not in the online store; {fix}")
+            elif stored != self.store.views[name].version:
+                found.append(
+                    f"the online store holds another definition of feature view {name!r}; {fix}"
+                )
+        return found
 
     def _now(self, columns: Mapping[str, list[Any]]) -> datetime | None:
         """The event time ttl is measured from: the newest request timestamp, else now."""
