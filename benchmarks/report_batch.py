@@ -73,12 +73,12 @@ def where_time_goes(results: dict[str, Any]) -> list[str]:
         f"(`benchmarks/batch_scoring.py --breakdown`): {parts}. shipyard's own work (the "
         "contract check, the output, the log when asked) is the rest, a few percent.",
         "",
-        f"The trees alone cost {trees_us:.1f} CPU-us a row, so on 2 cores this model cannot "
-        f"go past about {ceiling:,.0f} rows/s through scikit-learn, even on an idle machine "
-        "with everything else free: the 1M rows/s target needs a faster tree evaluator than "
-        "scikit-learn's. ONNX Runtime would be one, but skl2onnx 1.20 cannot convert a "
-        "HistGradientBoosting model with categorical features (it fails building the "
-        "TreeEnsembleClassifier node).",
+        f"The trees alone cost {trees_us:.1f} CPU-us a row, so on 2 cores this model "
+        f"cannot go past about {round(ceiling, -4):,.0f} rows/s through scikit-learn, even "
+        "on an idle machine with everything else free: the 1M rows/s target needs a faster "
+        "tree evaluator than scikit-learn's. ONNX Runtime would be one, but skl2onnx 1.20 "
+        "cannot convert a HistGradientBoosting model with categorical features (it fails "
+        "building the TreeEnsembleClassifier node).",
     ]
 
 
@@ -163,7 +163,11 @@ def render(results: dict[str, Any]) -> str:
         f"{load_end} at the end. The figures move by tens of percent with that load.",
         f"- Run started {meta['started_at']} (UTC). Versions: {versions}.",
         f"- shipyard at commit `{git['commit'][:12]}`"
-        + (" (src/shipyard had uncommitted changes)" if git["src_dirty"] else "")
+        + (
+            " (src/shipyard had uncommitted changes, other sessions' work in progress)"
+            if git["src_dirty"]
+            else ""
+        )
         + ".",
         SECTION_END,
     ]
