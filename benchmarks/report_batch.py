@@ -54,6 +54,18 @@ def contender_rows(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cheap_model(results: dict[str, Any]) -> str:
+    """shipyard's ceiling with a model that costs nothing, when measured."""
+    found = results.get("cheap_model")
+    if not found:
+        return ""
+    return (
+        " With a model that costs next to nothing (`--cheap-model`: a sigmoid of one "
+        f"column), the same run, every check included, does {rate(found['rows_per_s'])} "
+        f"({found['rows']:,} rows, peak RSS {mb(found['peak_rss_mb'])})."
+    )
+
+
 def where_time_goes(results: dict[str, Any]) -> list[str]:
     """The per-stage CPU breakdown, when measured (``--breakdown``)."""
     stages = results.get("breakdown_cpu_s_per_chunk")
@@ -71,7 +83,8 @@ def where_time_goes(results: dict[str, Any]) -> list[str]:
     return [
         text + f" CPU seconds per {chunk:,}-row chunk, one thread "
         f"(`benchmarks/batch_scoring.py --breakdown`): {parts}. shipyard's own work (the "
-        "contract check, the output, the log when asked) is the rest, a few percent.",
+        "contract check, the output, the log when asked) is the rest, a few percent."
+        + cheap_model(results),
         "",
         f"The trees alone cost {trees_us:.1f} CPU-us a row, so on 2 cores this model "
         f"cannot go past about {round(ceiling, -4):,.0f} rows/s through scikit-learn, even "
