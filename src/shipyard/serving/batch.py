@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
-import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,19 +37,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from shipyard.errors import DataInputError, ScoreCountError
 from shipyard.serving._batch_input import (
-    CSV,
-    PARQUET,
     Chunk,
     InputFile,
     chunks,
     conform,
     input_files,
 )
+from shipyard.serving._batch_io import Writer, output_kind, prefetch
 from shipyard.serving.log import PredictionLog
 
 if TYPE_CHECKING:
@@ -162,15 +158,15 @@ def score_batch(
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1 (got {chunk_rows})")
     target = Path(output)
-    writer_kind = _output_kind(target)
+    writer_kind = output_kind(target)
     files = input_files(source, exclude={target.resolve()})
     plan = _plan(model, files, keep, given_features)
     target.parent.mkdir(parents=True, exist_ok=True)
     staged = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
     run = _Run(model, plan, log, progress, _total(files))
     try:
-        with _Writer(staged, writer_kind) as writer:
-            with contextlib.closing(_prefetch(_all_chunks(files, plan, chunk_rows))) as stream:
+        with Writer(staged, writer_kind) as writer:
+            with contextlib.closing(prefetch(_all_chunks(files, plan, chunk_rows))) as stream:
                 for chunk in stream:  # closing stops the reader thread at once on a failure
                     writer.write(run.score(chunk))
             if not writer.opened:
@@ -266,17 +262,6 @@ def _request_id_column(kept: Sequence[str], model: ServedModel) -> str | None:
     return next((c for c in kept if c.endswith("_id") and c not in model.keys), None)
 
 
-def _output_kind(target: Path) -> str:
-    suffix = target.suffix.lower()
-    if suffix in PARQUET:
-        return "parquet"
-    if suffix in CSV:
-        return "csv"
-    raise DataInputError(
-        f"{target}: cannot write '{suffix or 'no suffix'}' files; name OUTPUT .parquet or .csv."
-    )
-
-
 def _total(files: Sequence[InputFile]) -> int | None:
     rows = [f.rows for f in files]
     return None if any(r is None for r in rows) else sum(r for r in rows if r is not None)
@@ -285,45 +270,6 @@ def _total(files: Sequence[InputFile]) -> int | None:
 def _all_chunks(files: Iterable[InputFile], plan: _Plan, chunk_rows: int) -> Iterator[Chunk]:
     for file in files:
         yield from chunks(file, plan.read, plan.text, chunk_rows)
-
-
-def _prefetch(items: Iterator[Chunk]) -> Generator[Chunk, None, None]:
-    """``items``, each read in a background thread while the previous one is scored."""
-    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        ready.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            ready.put(("done", None))
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            ready.put(("error", exc))
-
-    thread = threading.Thread(target=produce, name="batch-scoring-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = ready.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                ready.get_nowait()
-            except queue.Empty:
-                thread.join(0.05)
 
 
 class _Run:
@@ -466,41 +412,3 @@ class _Run:
         parts = [pl.col(k).cast(pl.String) for k in keys]
         joined = pl.concat_str(parts, separator="|") if len(parts) > 1 else parts[0]
         return chunk.frame.select(joined.alias("key"))["key"].to_list()
-
-
-class _Writer:
-    """Streams tables to one Parquet or CSV file, opened at the first table."""
-
-    def __init__(self, path: Path, kind: str) -> None:
-        self.path, self.kind = path, kind
-        self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
-        self._schema: pa.Schema | None = None
-
-    @property
-    def opened(self) -> bool:
-        return self._writer is not None
-
-    def write(self, table: pa.Table) -> None:
-        if self._writer is None:
-            self._schema = table.schema
-            if self.kind == "parquet":
-                self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
-            else:
-                self._writer = pacsv.CSVWriter(self.path, table.schema)
-        elif table.schema != self._schema:
-            assert self._schema is not None
-            try:
-                table = table.cast(self._schema)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise DataInputError(
-                    f"the kept columns changed type between input files ({table.schema} "
-                    f"against {self._schema}): {exc}. Score the files separately."
-                ) from exc
-        self._writer.write_table(table)
-
-    def __enter__(self) -> _Writer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._writer is not None:
-            self._writer.close()
