@@ -287,3 +287,36 @@ def test_ready_says_which_feature_view_the_online_store_lacks(
         stale.materialize(end=T0 + dt.timedelta(days=1))
         assert client.get("/ready").status_code == 200
     stale.online.close()
+
+
+def test_a_rows_features_do_not_depend_on_the_rows_scored_with_it(
+    project: Project, registered: Registry, store: FeatureStore
+) -> None:
+    served = load_served("spend", project, store=store)
+    assert served.features is not None
+    times = [T0 + dt.timedelta(hours=2), T0 + dt.timedelta(days=3)]  # fresh, then past ttl
+    request = pl.DataFrame(
+        {
+            "amount": [60.0, 60.0],
+            "items": [1, 1],
+            "event_timestamp": times,
+            "customer_id": ["c1"] * 2,
+        },
+        schema=dict(served.schema),
+    )
+    together = served.features(request)["spend_24h"].to_list()
+    alone = [served.features(request.slice(i, 1))["spend_24h"][0] for i in range(2)]
+    assert together == alone == [30.0, None]
+
+
+def test_online_features_age_each_entity_from_its_own_time(store: FeatureStore) -> None:
+    from shipyard.errors import DataInputError
+
+    entities = {"customer_id": ["c1", "c1"]}
+    times = [T0 + dt.timedelta(hours=2), T0 + dt.timedelta(days=3)]
+    found = store.online_features(entities, ["spending"], now=times)
+    assert found.values["spend_24h"] == [30.0, None]
+    assert found.status["spending"] == ["found", "expired"]
+    assert found.freshness()["spend_24h"] == [dt.timedelta(hours=1), dt.timedelta(days=2, hours=23)]
+    with pytest.raises(DataInputError, match="3 times for 2 entities"):
+        store.online_features(entities, ["spending"], now=[*times, T0])

@@ -4,6 +4,7 @@ types and ttl as training, and request features computed by the training functio
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ class OnlineFeatures:
     status: dict[str, list[str]]
     views: dict[str, str]
     event_us: dict[str, list[int | None]] = field(repr=False)
-    now_us: int = field(repr=False)
+    now_us: int | list[int] = field(repr=False)  # one time for all entities, or one each
 
     def to_dict(self) -> dict[str, list[Any]]:
         """Keys and features by column, like Feast's ``to_dict()``."""
@@ -84,10 +85,13 @@ class OnlineFeatures:
                 ages[feature] = [dt.timedelta(0)] * len(self.values[feature])
             else:
                 ages[feature] = [
-                    None if v is None else dt.timedelta(microseconds=self.now_us - v)
-                    for v in stamps
+                    None if v is None else dt.timedelta(microseconds=now - v)
+                    for v, now in zip(stamps, self._nows(len(stamps)), strict=True)
                 ]
         return ages
+
+    def _nows(self, count: int) -> list[int]:
+        return self.now_us if isinstance(self.now_us, list) else [self.now_us] * count
 
 
 @dataclass
@@ -114,13 +118,13 @@ def read_online(
     store: FeatureStore,
     entities: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
     features: Sequence[str],
-    now: dt.datetime | None,
+    now: dt.datetime | Sequence[dt.datetime] | None,
 ) -> OnlineFeatures:
     """See :meth:`FeatureStore.online_features`."""
     plan = _plan(store, tuple(features))
     columns = _columns(entities)
     count = _count(columns, plan.keys)
-    now_us = us_of(now) if now is not None else int(time.time() * 1_000_000)
+    now_us = _now_us(now, count)
     values: dict[str, list[Any]] = {}
     status: dict[str, list[str]] = {}
     stamps: dict[str, list[int | None]] = {}
@@ -142,18 +146,33 @@ def read_online(
     return OnlineFeatures(given, values, status, views, stamps, now_us)
 
 
+def _now_us(now: dt.datetime | Sequence[dt.datetime] | None, count: int) -> int | list[int]:
+    """When each entity is read, in µs: one time for all, or one per entity."""
+    if now is None:
+        return int(time.time() * 1_000_000)
+    if isinstance(now, dt.datetime):
+        return us_of(now)
+    nows = [us_of(moment) for moment in now]
+    if len(nows) != count:
+        raise DataInputError(
+            f"now gives {len(nows)} times for {count} entities; give one time, or one per entity"
+        )
+    return nows
+
+
 def _unpack(
     found: list[tuple[int, tuple[Any, ...]] | None],
     read: _ViewRead,
     values: dict[str, list[Any]],
-    now_us: int,
+    now_us: int | list[int],
 ) -> tuple[list[int | None], list[str]]:
     outs = [values.setdefault(name, []) for name in read.names]
     stamps: list[int | None] = []
     status: list[str] = []
-    oldest = None if read.ttl_us is None else now_us - read.ttl_us
-    for item in found:
-        if item is None or (oldest is not None and item[0] < oldest):
+    ttl = read.ttl_us
+    nows = now_us if isinstance(now_us, list) else itertools.repeat(now_us)
+    for item, now in zip(found, nows, strict=False):  # nows may repeat one time forever
+        if item is None or (ttl is not None and item[0] < now - ttl):
             stamps.append(None if item is None else item[0])
             status.append("unknown" if item is None else "expired")
             for out in outs:

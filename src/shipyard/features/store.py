@@ -348,15 +348,16 @@ class FeatureStore:
         entities: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
         features: Sequence[str],
         *,
-        now: dt.datetime | None = None,
+        now: dt.datetime | Sequence[dt.datetime] | None = None,
     ) -> OnlineFeatures:
         """The latest values of ``features`` for each entity, with their event times.
 
         ``entities`` maps each join key (and request field) to a list of values, or is a
         list of records. Values older than the view's ttl are returned as null with the
         status ``"expired"``; an entity the store has never seen gives nulls with the
-        status ``"unknown"``. Request features are computed by the same function as in
-        training.
+        status ``"unknown"``. Age is measured at ``now``: one time for every entity
+        (default: the current time), or one time per entity (each event's own time).
+        Request features are computed by the same function as in training.
         """
         from shipyard.features.online import read_online
 

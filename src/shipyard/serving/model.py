@@ -20,8 +20,8 @@ Rules a client can rely on (also in docs/serving.md):
   view's ttl, gets nulls for that view's features; the model sees missing values,
   as it did in training for a first payment;
 * a request feature's timestamp field may be omitted: it is then the time the
-  request arrived; the views' ttl is measured from the newest timestamp in the
-  request (the event being scored), or from the arrival time;
+  request arrived; each row's view values are aged from that row's timestamp (the
+  event being scored), so a row gets the same features alone or in any batch;
 * every other field is required and must have the contract's type.
 """
 
@@ -492,13 +492,12 @@ class _Enricher:
                 )
         return found
 
-    def _now(self, columns: Mapping[str, list[Any]]) -> datetime | None:
-        """The event time ttl is measured from: the newest request timestamp, else now."""
+    def _now(self, columns: Mapping[str, list[Any]]) -> list[datetime] | None:
+        """When each row happened, which ttl is measured from: its own timestamp field
+        (filled with the arrival time where missing), so a row's features never depend on
+        the rows scored with it; None (the current time) for a model without one."""
         for name in self.signature.clock:
-            stamps = [v for v in columns[name] if isinstance(v, datetime)]
-            if stamps:
-                newest = max(stamps)
-                return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+            return columns[name]
         return None
 
 
