@@ -65,15 +65,19 @@ def cell(fig: dict[str, Any], fmt: Any) -> str:
 
 
 def rows_logging_cost(results: dict[str, Any]) -> str:
-    """The log's cost in 1,000-row throughput, not part of the target but never hidden."""
+    """The log's cost in the other scenarios: not part of the target, but never hidden."""
     on, off = results["servers"].get("shipyard"), results["servers"].get("shipyard_nolog")
     if not on or not off:
         return ""
-    with_log = on["rows1000"]["rows_per_s"]["median"]
-    without = off["rows1000"]["rows_per_s"]["median"]
-    if with_log is None or not without:
-        return ""
-    return f" (with 1,000-row requests: {1 - with_log / without:.1%} of rows/s)"
+    parts = []
+    for scenario, key, title in (
+        ("c1", "req_per_s", "c1 req/s"),
+        ("rows1000", "rows_per_s", "1,000-row rows/s"),
+    ):
+        with_log, without = on[scenario][key]["median"], off[scenario][key]["median"]
+        if with_log is not None and without:
+            parts.append(f"{title}: {1 - with_log / without:.1%}")
+    return f" (other scenarios: {'; '.join(parts)})" if parts else ""
 
 
 def target_value(target: dict[str, Any], results: dict[str, Any]) -> str:
