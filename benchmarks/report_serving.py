@@ -28,7 +28,7 @@ RUN = ".venv/bin/python benchmarks/serving.py"
 REPORT = ".venv/bin/python benchmarks/report_serving.py"
 ORDER = ["shipyard", "shipyard_nolog", "mlflow", "bentoml", "noop"]
 PEERS = ["shipyard_nolog", "mlflow", "bentoml", "noop"]
-SCORE_TOLERANCE = 1e-6  # as in serving.py: an ONNX-served model computes in float32
+SCORE_TOLERANCE = 1e-6  # as in serving.py: room for an ONNX-served model computing in float32
 
 
 def num(value: float | None, digits: int = 0) -> str:

@@ -122,7 +122,7 @@ HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
 POLL_S = 0.01
-SCORE_TOLERANCE = 1e-6  # an ONNX-served model computes in float32
+SCORE_TOLERANCE = 1e-6  # room for an ONNX-served model computing in float32
 LOAD_TIMEOUT_MARGIN_S = 120.0
 
 VENVS: dict[str, list[str]] = {
