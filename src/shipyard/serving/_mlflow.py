@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Set
 from typing import Any
 
@@ -19,6 +18,7 @@ from shipyard.serving.protocols import (
     _dtypes,
     _kind,
     _records_frame,
+    load_json,
 )
 
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -56,7 +56,7 @@ def parse_invocations(
             status=400,
         )
     try:
-        document = json.loads(body)
+        document = load_json(body)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an int of 4300+ digits
         raise ProtocolError([f"body is not valid JSON: {exc}"], status=400) from exc
     keys = [key for key in MLFLOW_KEYS if isinstance(document, dict) and key in document]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable, Mapping, Set
 from typing import Any
 
@@ -18,6 +17,7 @@ from shipyard.serving.protocols import (
     _describe,
     _dtypes,
     _kind,
+    load_json,
 )
 
 _INTEGER_TYPES = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
@@ -117,7 +117,7 @@ def decode_binary_infer(body: bytes, header_length: str) -> Any:
         )
     split = int(header_length)
     try:
-        request = json.loads(body[:split])
+        request = load_json(body[:split])
     except ValueError as exc:
         raise ProtocolError([f"the JSON header is not valid JSON: {exc}"], status=400) from exc
     offset = split

@@ -34,6 +34,7 @@ another, e.g. a shadow model), ``model_version`` (str), ``entity_key`` (str or n
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import threading
@@ -66,6 +67,7 @@ SCHEMA = pa.schema(
     ]
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+YIELD_EVERY = 64  # records converted between two yields of the GIL during a flush
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -208,6 +210,9 @@ class PredictionLog:
             self._wake.set()
 
     def _run(self) -> None:
+        # The first Parquet write loads much of Arrow's writer (~0.2 s): do it now, before
+        # traffic, rather than during the first flush under load.
+        pq.write_table(SCHEMA.empty_table(), io.BytesIO())
         while not self._stop.is_set():
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
@@ -220,7 +225,9 @@ class PredictionLog:
         good: list[Mapping[str, Any] | pa.Table] = []
         rows: list[tuple[Any, ...]] = []
         tables: list[pa.Table] = []
-        for record in records:
+        for index, record in enumerate(records):
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                time.sleep(0)  # let the serving thread run: a flush never holds it up for long
             if isinstance(record, pa.Table):
                 tables.append(record)
                 good.append(record)
