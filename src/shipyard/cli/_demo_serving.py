@@ -7,6 +7,7 @@ install lacks, and a downstream team's client would look much the same.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import signal
@@ -186,11 +187,9 @@ def _wait_ready(client: _Client, server: subprocess.Popen[bytes], started: float
         if server.poll() is not None:
             stderr = server.stderr.read().decode() if server.stderr else ""
             raise RuntimeError(f"shipyard serve exited: {stderr[-2000:]}")
-        try:
+        with contextlib.suppress(OSError):  # not listening yet
             if client.request("GET", "/ready")[0] == 200:
                 return time.perf_counter() - started
-        except OSError:
-            pass
         time.sleep(0.05)
     raise RuntimeError("shipyard serve was not ready within 60 s")
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from shipyard._utils.frames import by_rows
 from shipyard.errors import DataInputError, FeatureDefinitionError, OnlineStoreError
 from shipyard.features._time import EPOCH, us_of
 from shipyard.features.entity import KEY_SEPARATOR
@@ -297,15 +298,10 @@ def _no_fields(count: int) -> pl.DataFrame:
 
 
 def _request_frame(data: dict[str, Any], schema: dict[str, Any]) -> pl.DataFrame:
-    """The request fields as typed, built by rows: several times faster than by columns
-    for a request's few rows. Values of other types are left for ``compute`` to convert
-    or refuse with its message."""
-    try:
-        names = list(data)
-        rows = [dict(zip(names, row, strict=True)) for row in zip(*data.values(), strict=True)]
-        return pl.from_dicts(rows, schema=schema, strict=True)
-    except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
-        return pl.DataFrame({k: list(v) for k, v in data.items()})
+    """The request fields as typed, built by rows (a few rows are the common case). Values
+    of other types are left for ``compute`` to convert or refuse with its message."""
+    fast = by_rows(data, schema)
+    return fast if fast is not None else pl.DataFrame({k: list(v) for k, v in data.items()})
 
 
 def _columns(

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import polars as pl
 
+from shipyard._utils.frames import by_rows
 from shipyard.errors import ModelNotFoundError, ServingError
 
 if TYPE_CHECKING:
@@ -398,14 +399,21 @@ def _sklearn_scorer(
 def _matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray[Any, Any]:
     """``columns`` of ``frame`` as a float64 matrix (nulls as NaN). A request's few rows go
     through Python tuples: a polars ``select`` of 20 columns alone costs ~70 µs."""
-    if frame.height <= ROWS_BY_ROW:
-        position = {name: index for index, name in enumerate(frame.columns)}
-        try:
-            at = [position[name] for name in columns]
-            return np.array([[row[i] for i in at] for row in frame.rows()], dtype=np.float64)
-        except (KeyError, TypeError, ValueError):
-            pass  # a missing or non-numeric column: polars says what is wrong
+    fast = _tuples_matrix(frame, columns) if frame.height <= ROWS_BY_ROW else None
+    if fast is not None:
+        return fast
     return frame.select(columns).to_numpy().astype(np.float64)
+
+
+def _tuples_matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray[Any, Any] | None:
+    """The matrix through Python tuples; None for a missing or non-numeric column (the
+    polars path then says what is wrong)."""
+    position = {name: index for index, name in enumerate(frame.columns)}
+    try:
+        at = [position[name] for name in columns]
+        return np.array([[row[i] for i in at] for row in frame.rows()], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _has_column_transformer(model: Any) -> bool:
@@ -509,15 +517,9 @@ def _frame(
 ) -> pl.DataFrame:
     """A frame of these typed columns: by rows for a request's few rows (a few times
     faster), by columns for larger ones."""
-    if height <= ROWS_BY_ROW:
-        try:
-            names = list(columns)
-            rows = [
-                dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)
-            ]
-            return pl.from_dicts(rows, schema=dict(schema), strict=True)
-        except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
-            pass  # a value of another type: let the column path convert it
+    fast = by_rows(columns, schema) if height <= ROWS_BY_ROW else None
+    if fast is not None:
+        return fast
     return pl.DataFrame(
         [
             pl.Series(name, values, dtype=schema[name], strict=False)

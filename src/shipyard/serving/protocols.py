@@ -9,6 +9,7 @@ every problem is reported at once, in one :class:`ProtocolError`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from shipyard._utils.frames import by_rows
 from shipyard._utils.lazy import lazy_attributes
 from shipyard.errors import ProtocolError
 
@@ -83,10 +85,8 @@ def load_json(body: bytes | str) -> Any:
         ValueError: not JSON at all (``json.JSONDecodeError``, ``UnicodeDecodeError``).
     """
     if _orjson is not None:
-        try:
+        with contextlib.suppress(_orjson.JSONDecodeError):
             return _orjson.loads(body)
-        except _orjson.JSONDecodeError:
-            pass
     return json.loads(body)
 
 
@@ -346,12 +346,9 @@ def _frame(
         raise ProtocolError(problems, status=status)
     height = len(next(iter(clean.values()), []))
     if height <= ROWS_BY_ROW and all(_row_safe(dtype) for dtype in dtypes.values()):
-        try:  # a request's few rows: several times faster than one Series per column
-            names = list(clean)
-            rows = [dict(zip(names, row, strict=True)) for row in zip(*clean.values(), strict=True)]
-            return pl.from_dicts(rows, schema=dtypes, strict=True)
-        except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
-            pass  # the column path below builds what the row path would not
+        built = by_rows(clean, dtypes)
+        if built is not None:
+            return built
     return pl.DataFrame([_series(name, values, dtypes[name]) for name, values in clean.items()])
 
 
