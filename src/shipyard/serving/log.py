@@ -29,7 +29,8 @@ as UTC, an int as epoch µs), ``model`` (the log's ``model`` unless the record n
 another, e.g. a shadow model), ``model_version`` (str), ``entity_key`` (str or null),
 ``shadow`` (bool, default False), ``score`` (f64), ``decision`` (i64, a bool is 0/1),
 ``latency_ms`` (f64), ``inputs_json`` and ``features_json`` (the ``inputs`` and
-``features`` dicts as compact JSON; absent means ``{}``).
+``features`` dicts as compact JSON, or the JSON strings a record gives under those names;
+absent means ``{}``).
 """
 
 from __future__ import annotations
@@ -288,9 +289,18 @@ def _row(record: Mapping[str, Any], default_model: str) -> tuple[Any, ...]:
         float(record["score"]),
         _int64(int(record["decision"])),
         float(record["latency_ms"]),
-        json.dumps(record.get("inputs", {}), separators=(",", ":"), default=_iso),
-        json.dumps(record.get("features", {}), separators=(",", ":"), default=_iso),
+        _json_of(record, "inputs"),
+        _json_of(record, "features"),
     )
+
+
+def _json_of(record: Mapping[str, Any], field: str) -> str:
+    """``record[field + "_json"]`` when the caller encoded it, else ``record[field]`` as
+    compact JSON (``{}`` when absent)."""
+    encoded = record.get(f"{field}_json")
+    if isinstance(encoded, str):
+        return encoded
+    return json.dumps(record.get(field, {}), separators=(",", ":"), default=_iso)
 
 
 def _iso(value: Any) -> str:
