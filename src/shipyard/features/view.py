@@ -251,7 +251,8 @@ class RequestFeatures:
         """Run the function on ``frame`` and check what it returns."""
         import polars as pl
 
-        missing = [c for c in self.request_schema if c not in frame.columns]
+        present = set(frame.columns)
+        missing = [c for c in self.request_schema if c not in present]
         if missing:
             raise FeatureDefinitionError(
                 f"Request features {self.name!r} need the request fields {missing}; the rows "

@@ -423,9 +423,8 @@ class _Service:
     async def _score_shadow(self, slot: _Slot, call: _Call, frame: pl.DataFrame) -> None:
         model = slot.model
         try:
-            missing = [
-                c for c in model.schema if c not in frame.columns and c not in model.optional
-            ]
+            given = set(frame.columns)
+            missing = [c for c in model.schema if c not in given and c not in model.optional]
             if missing:
                 raise DataInputError(f"the request lacks the shadow model's fields {missing}")
             enriched = await _enrich(model, frame)
@@ -605,8 +604,9 @@ def _table(
     shadow: bool,
 ) -> pa.Table:
     """The log rows of a request, built column by column (JSON encoded by polars)."""
-    computed = [c for c in enriched.columns if c not in frame.columns]
-    keys = [k for k in model.keys if k in frame.columns]
+    given = set(frame.columns)
+    computed = [c for c in enriched.columns if c not in given]
+    keys = [k for k in model.keys if k in given]
     latency_ms = (time.perf_counter() - call.started) * 1000
     columns = [
         pl.struct(frame.columns).struct.json_encode().alias("inputs_json"),
@@ -650,12 +650,13 @@ def _records(
     now = datetime.now(UTC)
     latency_ms = (time.perf_counter() - call.started) * 1000
     inputs = frame.to_dicts()
-    computed = [c for c in enriched.columns if c not in frame.columns]
+    given = set(frame.columns)
+    computed = [c for c in enriched.columns if c not in given]
     if computed:
         features = [{c: row[c] for c in computed} for row in enriched.to_dicts()]
     else:
         features = [{}] * frame.height
-    keys = [k for k in model.keys if k in frame.columns]
+    keys = [k for k in model.keys if k in given]
     return [
         {
             "request_id": call.request_id,

@@ -360,7 +360,8 @@ class _Run:
         assert self.log is not None
         ids = self._request_ids(chunk)
         keys = self._entity_keys(chunk)
-        computed = [c for c in enriched.columns if c not in request.columns]
+        asked = set(request.columns)
+        computed = [c for c in enriched.columns if c not in asked]
         common = {
             "ts": datetime.now(UTC),
             "model": self.model.name,
