@@ -59,7 +59,7 @@ def build_demo() -> None:
 
 def one_start(calls: int) -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "src"))
-    from shipyard.cli._demo_serving import _Client, _free_port, _requests
+    from shipyard.cli._demo_serving import _Client, _free_port, _requests, _wait_ready
 
     day = sorted((DEMO / "data").glob("transactions_*.parquet"))[-2]
     rows = json.loads(_requests(day).write_json())
@@ -76,7 +76,7 @@ def one_start(calls: int) -> dict[str, Any]:
     )
     try:
         with _Client(port) as client:
-            startup = _ready(client, server, started)
+            startup = _wait_ready(client, server, started)
             for record in rows[:200]:
                 client.post("/predict", record)
             latencies = []
@@ -95,19 +95,6 @@ def one_start(calls: int) -> dict[str, Any]:
         "calls": calls,
         "load_after": os.getloadavg()[0],
     }
-
-
-def _ready(client: Any, server: subprocess.Popen[bytes], started: float) -> float:
-    while time.perf_counter() - started < 120:
-        if server.poll() is not None:
-            raise RuntimeError(server.stderr.read().decode() if server.stderr else "exited")
-        try:
-            if client.request("GET", "/ready")[0] == 200:
-                return time.perf_counter() - started
-        except OSError:
-            pass
-        time.sleep(0.01)
-    raise RuntimeError("not ready within 120 s")
 
 
 def main() -> None:

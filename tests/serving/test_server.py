@@ -3,6 +3,7 @@ a promotion while clients call it, SIGTERM while clients call it, tokens, worker
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -77,11 +78,9 @@ class Server:
             if self.process.poll() is not None:
                 stderr = self.process.stderr.read().decode()  # type: ignore[union-attr]
                 raise AssertionError(f"server exited: {stderr}")
-            try:
+            with contextlib.suppress(httpx.TransportError):  # not listening yet
                 if httpx.get(self.url + "/ready", headers=headers, timeout=1).status_code == 200:
                     return time.perf_counter() - started
-            except httpx.TransportError:
-                pass
             time.sleep(0.05)
         raise AssertionError("the server was not ready in time")
 
