@@ -283,6 +283,7 @@ def _next_steps(run: Any, directory: Path, latest: Path) -> None:
         f"{command} features list",
         f"{command} features get customer_activity --key customer_id=<id> --now 2026-02-15",
         f"{command} contract check {CONTRACT} data/{latest.name} --report report.html",
+        f"{command} serve fraud@production   [dim]# then open http://127.0.0.1:8000/docs[/]",
     ):
         console.print(f"  {line}")
 
