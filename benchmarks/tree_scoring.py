@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import sklearn
+from batch_scoring import AMOUNTS, CATEGORICAL, COUNTS, INPUTS, LEVELS, NUMERIC  # one layout
 from threadpoolctl import threadpool_limits
 
 from shipyard.serving._trees import compile_scorer
@@ -47,37 +48,6 @@ RESULTS = Path(__file__).resolve().parent / "results" / "tree_scoring.json"
 SEED = 20261129
 ROWS = (1, 8, 64)
 TRAIN_ROWS = 50_000
-
-LEVELS = {
-    "merchant_category": [
-        "grocery", "electronics", "travel", "gaming", "fashion",
-        "digital_goods", "restaurants", "fuel", "pharmacy", "gift_cards",
-    ],
-    "currency": ["EUR", "USD", "GBP", "PLN"],
-    "country": ["DE", "FR", "NL", "ES", "IT", "GB", "US", "PL"],
-    "device": ["ios", "android", "web", "pos"],
-    "channel": ["online", "in_store", "mobile_app"],
-}  # fmt: skip
-CATEGORICAL = list(LEVELS)
-COUNTS = ["customer_count_1h", "customer_count_24h", "customer_count_7d"]
-AMOUNTS = [
-    f"customer_amount_{agg}_{w}" for w in ("1h", "24h", "7d") for agg in ("sum", "mean", "max")
-]
-NUMERIC: dict[str, pl.DataType] = {
-    "amount": pl.Float64(),
-    **{name: pl.Int64() for name in COUNTS},
-    **{name: pl.Float64() for name in AMOUNTS},
-    "merchant_payments_30d": pl.Int64(),
-    "merchant_chargebacks_30d": pl.Int64(),
-    "merchant_chargeback_rate_30d": pl.Float64(),
-    "log_amount": pl.Float64(),
-    "hour": pl.Int32(),
-    "is_weekend": pl.Int8(),
-    "account_age_days": pl.Int64(),
-    "country_is_usual": pl.Int8(),
-    "amount_vs_usual": pl.Float64(),
-}
-INPUTS = CATEGORICAL + list(NUMERIC)  # the order train_model fits on
 
 
 def generate(rows: int, seed: int, unknown: float = 0.0) -> tuple[pl.DataFrame, np.ndarray]:
