@@ -31,6 +31,8 @@ keeps working for callers who do not know shipyard::
     │   ├── BatcherClosedError
     │   └── PredictionLogClosedError
     ├── ScoreCountError(ValueError)          a model returned another number of scores than rows
+    ├── MonitoringError(ValueError)          monitoring settings, labels or a log that cannot be used
+    │   └── MonitoringConfigError(ConfigError) a [monitoring] table that cannot be checked
     ├── RunNotFoundError(LookupError)
     ├── StepFailedError(RuntimeError)        a step raised; carries the step and run
     └── MissingDependencyError(ImportError)  an optional extra is not installed
@@ -128,6 +130,14 @@ class ServingError(ShipyardError, ValueError):
 
 class ScoreCountError(ShipyardError, ValueError):
     """The score function returned a number of scores other than one per row."""
+
+
+class MonitoringError(ShipyardError, ValueError):
+    """Monitoring cannot use what it was given: labels, a log window, a rule or a setting."""
+
+
+class MonitoringConfigError(MonitoringError, ConfigError):
+    """The ``[monitoring]`` table of ``shipyard.toml`` cannot be checked."""
 
 
 class ProtocolError(ShipyardError, ValueError):
