@@ -64,7 +64,10 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
 }
 
 # Tables whose content a higher layer checks (it knows their shape): kept as read.
-_FREE_FORM = {"objectives": "the business objectives, checked by shipyard.evaluation"}
+_FREE_FORM = {
+    "objectives": "the business objectives, checked by shipyard.evaluation",
+    "monitoring": "what production monitoring watches, checked by shipyard.monitoring",
+}
 _TABLES = (*_SCHEMA, *_FREE_FORM)
 
 _EXECUTORS = ("local",)
@@ -97,6 +100,7 @@ class Settings:
     features_configured: bool = False
     partition_rows: int = 1_000_000
     objectives: dict[str, Any] = field(default_factory=dict)
+    monitoring: dict[str, Any] = field(default_factory=dict)
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -289,6 +293,7 @@ def _resolve(
         feature_modules=tuple(get("features", "definitions")),
         features_configured="definitions" in values.get("features", {}),
         objectives=values.get("objectives", {}),
+        monitoring=values.get("monitoring", {}),
         partition_rows=_positive(
             get("features", "partition_rows"), origin("features", "partition_rows")
         ),

@@ -8,7 +8,19 @@ from typing import Any
 
 import typer
 
-from shipyard.cli import artifacts, contract, demo, evaluate, features, init, models, run, runs
+from shipyard.cli import (
+    artifacts,
+    contract,
+    demo,
+    evaluate,
+    features,
+    init,
+    labels,
+    models,
+    monitor,
+    run,
+    runs,
+)
 from shipyard.cli import score as score_cli
 from shipyard.cli import serve as serve_cli
 
@@ -31,6 +43,8 @@ app.add_typer(models.app, name="models")
 app.command("evaluate")(evaluate.evaluate)
 app.command("score")(score_cli.score)
 app.command("serve")(serve_cli.serve)
+app.command("monitor")(monitor.monitor)
+app.add_typer(labels.app, name="labels")
 
 
 # Usage errors (a bad --param, an unknown option) are ClickExceptions: click's own, or in

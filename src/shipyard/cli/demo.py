@@ -236,7 +236,7 @@ def _refuse_worse(project: Any) -> None:
 def _gate_run(project: Any, run: Any, against: str = "production") -> tuple[Any, str, Any, Any]:
     """Register a training run's model, then gate it against ``fraud@against`` on the
     run's test days, both scored now (as ``shipyard evaluate`` does)."""
-    from shipyard.cli._gating import gate_version
+    from shipyard.monitoring.gating import gate_version
     from shipyard.registry.registry import Registry
 
     fraud = importlib.import_module("fraud.features")

@@ -1,8 +1,10 @@
 """Gate a registered version: score it and the model behind ``NAME@ALIAS`` on the same rows,
 now, check the objectives, and record the decision on the candidate.
 
-Shared by ``shipyard evaluate`` and the demo. It needs both the evaluation and the
-registry layers, which stay independent of each other, so it lives above them.
+Shared by ``shipyard evaluate``, the demo and the retraining that monitoring triggers (a
+retrained candidate goes through this gate, never straight to production). It needs both
+the evaluation and the registry layers, which stay independent of each other, so it lives
+above them, in the monitoring layer.
 """
 
 from __future__ import annotations

@@ -1,0 +1,543 @@
+"""Model performance in production: realised once labels arrive, estimated before they do.
+
+:func:`realised` measures a monitoring window's labelled rows with the evaluation layer's own
+code (``evaluation.metrics.overall``, ``by_group``, ``threshold.value_per_1000``), so the
+numbers mean what they meant at promotion: metrics, business value from the objectives'
+per-row decision values, and fairness gaps with their limits.
+
+:func:`estimated` is NannyML's confidence-based performance estimation (CBPE). It assumes
+the scores are **calibrated probabilities**: a row scored ``p`` is positive with probability
+``p``. Then each flagged row is a true positive with probability ``p`` and a false positive
+with ``1 - p``; each row let through is a false negative with ``p`` and a true negative with
+``1 - p``. Summing these gives the expected confusion matrix of the window, and from it the
+estimated precision, recall, value per 1,000 decisions... before a single label arrives.
+Given the scores, the estimated counts and value are unbiased; the realised ones scatter
+around them with the standard errors ``estimated`` reports (a sum of Bernoulli variances:
+about ``0.5 / sqrt(flagged rows)`` at most for precision). When the scores are not
+calibrated (the model is over- or under-confident, or the relation between features and
+label has changed: concept drift) the estimate is wrong, and only labels reveal it; pass the
+expected calibration error measured at promotion to get a ``calibration_warning``.
+
+:func:`against_promotion` compares either result with the evaluation recorded at promotion.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from shipyard.errors import EvaluationError, MonitoringError
+from shipyard.evaluation import metrics as m
+from shipyard.evaluation.objectives import METRICS, Fairness, FairnessLimit, Objectives
+from shipyard.evaluation.threshold import OutcomeValues, value_per_1000
+
+__all__ = [
+    "CALIBRATION_ASSUMPTION",
+    "MAX_CALIBRATION_ERROR",
+    "against_promotion",
+    "estimated",
+    "realised",
+]
+
+MAX_CALIBRATION_ERROR = 0.02
+"""Above this expected calibration error (10 bins, as at evaluation) ``estimated`` warns."""
+CALIBRATION_ASSUMPTION = (
+    "estimated from the scores alone (CBPE), assuming they are calibrated probabilities: "
+    "right while the model stays calibrated on today's traffic, wrong under concept drift"
+)
+_COMPARED = (
+    *(name for name in METRICS if not name.startswith("latency_")),
+    "expected_calibration_error",
+)
+_NO_ROWS = "the window has no rows (no traffic), so there is nothing to measure"
+
+
+# --------------------------------------------------------------------------- realised
+
+
+def realised(
+    frame: pl.DataFrame,
+    *,
+    threshold: float,
+    objectives: Objectives | None = None,
+    label: str = "label",
+    score: str = "score",
+) -> dict[str, Any]:
+    """Performance, business value and fairness on the labelled rows of a window.
+
+    A row is flagged when its score is ``>= threshold``, as at evaluation and in serving
+    (the logged ``decision`` column is not read).
+    Rows whose label is null (not arrived yet) are counted but not measured, so the value
+    is per 1,000 *labelled* decisions.
+
+    Args:
+        frame: The window: ``score``, ``label`` (0/1, null while unknown) and the columns
+            the objectives read (``amount`` for per-row values, sensitive features).
+        threshold: The model's decision threshold.
+        objectives: Decision values give ``value_per_1000`` and ``value``; fairness gives
+            per-group metrics and the limits' verdicts. None: metrics only.
+        label: The label column.
+        score: The score column.
+
+    Returns:
+        ``estimated`` (False), ``rows``, ``labelled``, ``label_coverage`` (None for no rows),
+        ``positives``, ``threshold``; ``metrics``: ``evaluation.metrics.overall``'s keys
+        (``roc_auc`` and ``average_precision`` None when one class only; ``note`` says why),
+        ``expected_calibration_error`` (scores in [0, 1] and both classes: whether the
+        estimates of :func:`estimated` hold on today's traffic), and ``value_per_1000`` and
+        ``value`` (total) with decision values; ``fairness``:
+        per sensitive feature ``rows``, ``difference``, ``ratio`` (as in an Evaluation),
+        ``limits`` (``metric``, ``max_difference``, ``min_ratio``, ``difference``,
+        ``ratio``, ``passed``) and ``passed`` (None when unknown), or ``note`` when the
+        window lacks the feature. ``metrics`` and ``fairness`` are empty and ``note`` says
+        why when no row is labelled.
+
+    Raises:
+        MonitoringError: A column is missing, labels other than 0/1, or scores that are
+            null or not finite on labelled rows.
+    """
+    limit = _threshold(threshold)
+    _require(frame, [score, label], "realised performance")
+    known = frame.filter(pl.col(label).is_not_null())
+    truth = _labels(known[label])
+    positives = int(truth.sum())
+    result: dict[str, Any] = {
+        "estimated": False,
+        "rows": frame.height,
+        "labelled": known.height,
+        "label_coverage": known.height / frame.height if frame.height else None,
+        "positives": positives,
+        "threshold": limit,
+        "metrics": {},
+        "fairness": {},
+    }
+    if known.height == 0:
+        result["note"] = _no_labels(frame.height, label)
+        return result
+    scores = _scores(known[score], score)
+    metrics = _metrics(truth, scores, limit)
+    if objectives is not None and objectives.values is not None:
+        values = _outcome_values(objectives, known)
+        metrics["value_per_1000"] = value_per_1000(truth, scores, limit, values)
+        metrics["value"] = metrics["value_per_1000"] * known.height / 1000
+    result["metrics"] = metrics
+    if objectives is not None and objectives.fairness is not None:
+        result["fairness"] = _fairness(objectives.fairness, known, truth, scores >= limit)
+    return result
+
+
+def _no_labels(rows: int, label: str) -> str:
+    if rows == 0:
+        return _NO_ROWS
+    return (
+        f"none of the window's {rows:,} rows has a label yet ({label!r} is null); ingest "
+        "labels (shipyard labels ingest FILE) or read the estimated performance meanwhile"
+    )
+
+
+def _metrics(truth: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+    """``evaluation.metrics.overall``; with one class only, the metrics still defined."""
+    if 0 < truth.sum() < truth.size:
+        found = m.overall(truth, scores, threshold)
+        if scores.min() >= 0 and scores.max() <= 1:  # probabilities: is CBPE still right?
+            found["expected_calibration_error"] = m.expected_calibration_error(truth, scores)
+        return found
+    flagged = scores >= threshold
+    tp = int(np.count_nonzero(truth & flagged))
+    fp = int(np.count_nonzero(flagged)) - tp
+    fn = int(np.count_nonzero(truth)) - tp
+    tn = truth.size - tp - fp - fn
+    clipped = np.clip(scores, m.LOG_LOSS_EPS, 1 - m.LOG_LOSS_EPS)
+    present = "1 (positives)" if truth.any() else "0 (negatives)"
+    return {
+        "roc_auc": None,
+        "average_precision": None,
+        "log_loss": float(-np.mean(np.log(np.where(truth, clipped, 1 - clipped)))),
+        "brier": float(np.mean((scores - truth) ** 2)),
+        "accuracy": (tp + tn) / truth.size,
+        "precision": _ratio(tp, tp + fp),
+        "recall": _ratio(tp, tp + fn),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "selection_rate": (tp + fp) / truth.size,
+        "tpr": _ratio(tp, tp + fn),
+        "fpr": _ratio(fp, fp + tn),
+        "tnr": _ratio(tn, fp + tn),
+        "count": truth.size,
+        "positives": tp + fn,
+        "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
+        "note": f"only class {present} among the labelled rows: ranking metrics are undefined",
+    }
+
+
+def _fairness(
+    fairness: Fairness, frame: pl.DataFrame, truth: np.ndarray, flagged: np.ndarray
+) -> dict[str, Any]:
+    """Per sensitive feature: group metrics, gaps, and whether each limit holds."""
+    present = [c for c in fairness.sensitive if c in frame.columns]
+    tables = m.by_group(truth, flagged, {c: frame[c].to_numpy() for c in present})
+    found: dict[str, Any] = {}
+    for feature in fairness.sensitive:
+        if feature not in tables:
+            found[feature] = {
+                "note": f"the window has no column {feature!r}, so its groups cannot be "
+                f"compared; log it with the predictions (columns: {', '.join(frame.columns)})",
+                "passed": None,
+            }
+            continue
+        found[feature] = _feature_fairness(tables[feature], fairness.limits)
+    return found
+
+
+def _feature_fairness(table: m.GroupTable, limits: Sequence[FairnessLimit]) -> dict[str, Any]:
+    checks = [_limit_check(table, limit) for limit in limits]
+    return {
+        "rows": table.to_dict(),
+        "difference": {k: table.difference(k) for k in m.GROUP_METRICS},
+        "ratio": {k: table.ratio(k) for k in m.GROUP_METRICS},
+        "limits": checks,
+        "passed": _all([check["passed"] for check in checks]),
+    }
+
+
+def _limit_check(table: m.GroupTable, limit: FairnessLimit) -> dict[str, Any]:
+    """One limit as the gate reads it: difference <= max_difference, ratio >= min_ratio."""
+    difference, ratio = table.difference(limit.metric), table.ratio(limit.metric)
+    verdicts = []
+    if limit.max_difference is not None:
+        verdicts.append(_holds(limit.max_difference, difference))
+    if limit.min_ratio is not None:
+        verdicts.append(_holds(ratio, limit.min_ratio))
+    return {
+        "metric": limit.metric,
+        "max_difference": limit.max_difference,
+        "min_ratio": limit.min_ratio,
+        "difference": difference,
+        "ratio": ratio,
+        "passed": _all(verdicts),
+    }
+
+
+def _holds(high: float | None, low: float | None) -> bool | None:
+    """``low <= high`` within float rounding; None when either is unknown."""
+    if high is None or low is None:
+        return None
+    return low <= high or math.isclose(low, high, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _all(verdicts: Sequence[bool | None]) -> bool | None:
+    """False if any failed, else None if any is unknown, else True."""
+    if False in verdicts:
+        return False
+    return None if None in verdicts else True
+
+
+# --------------------------------------------------------------------------- estimated
+
+
+def estimated(
+    frame: pl.DataFrame,
+    *,
+    threshold: float,
+    objectives: Objectives | None = None,
+    score: str = "score",
+    calibration_error: float | None = None,
+    max_calibration_error: float = MAX_CALIBRATION_ERROR,
+) -> dict[str, Any]:
+    """Performance and business value expected from the scores alone (CBPE), no labels.
+
+    Assumes the scores are calibrated probabilities (see the module docstring); the result
+    is marked ``estimated`` and carries that assumption.
+
+    Args:
+        frame: The window: ``score`` in [0, 1] and the columns the decision values read.
+        threshold: The model's decision threshold (flag when ``score >= threshold``).
+        objectives: Decision values give ``value_per_1000`` and ``value``.
+        score: The score column.
+        calibration_error: The expected calibration error of the model on its reference
+            data (``metrics["overall"]["expected_calibration_error"]`` of the evaluation at
+            promotion); above ``max_calibration_error`` a ``calibration_warning`` is set.
+        max_calibration_error: The calibration error above which the estimate is suspect.
+
+    Returns:
+        ``estimated`` (True), ``assumption``, ``rows``, ``threshold``, ``metrics``
+        (``precision``, ``recall``, ``tpr``, ``fpr``, ``tnr``, ``accuracy``, ``f1``,
+        ``selection_rate``, ``roc_auc`` (NannyML's estimate), ``positives`` (expected count,
+        a float), ``count``, ``confusion`` (expected ``tp``, ``fp``, ``fn``, ``tn``), and
+        ``value_per_1000``, ``value`` with decision values; None where a ratio is 0/0),
+        ``standard_errors`` (how far the realised ``precision``, ``recall`` and
+        ``value_per_1000`` are expected to scatter around the estimate, given the scores),
+        ``calibration_warning`` (None or the reason). An empty window gives empty
+        ``metrics`` and a ``note``.
+
+    Raises:
+        MonitoringError: No score column, or scores missing, not finite or outside [0, 1].
+    """
+    limit = _threshold(threshold)
+    _require(frame, [score], "estimated performance")
+    result: dict[str, Any] = {
+        "estimated": True,
+        "assumption": CALIBRATION_ASSUMPTION,
+        "rows": frame.height,
+        "threshold": limit,
+        "metrics": {},
+        "standard_errors": {},
+        "calibration_warning": _calibration_warning(calibration_error, max_calibration_error),
+    }
+    if frame.height == 0:
+        result["note"] = _NO_ROWS
+        return result
+    scores = _probabilities(frame[score], score)
+    flagged = scores >= limit
+    result["metrics"] = _expected_metrics(scores, flagged)
+    result["standard_errors"] = _standard_errors(scores, flagged)
+    if objectives is not None and objectives.values is not None:
+        values = _outcome_values(objectives, frame).broadcast(frame.height)
+        if_positive = np.where(flagged, values.tp, values.fn)
+        if_negative = np.where(flagged, values.fp, values.tn)
+        total = float(np.sum(scores * if_positive + (1 - scores) * if_negative))
+        result["metrics"]["value_per_1000"] = total / frame.height * 1000
+        result["metrics"]["value"] = total
+        spread = math.sqrt(float(np.sum(scores * (1 - scores) * (if_positive - if_negative) ** 2)))
+        result["standard_errors"]["value_per_1000"] = spread / frame.height * 1000
+    return result
+
+
+def _expected_metrics(scores: np.ndarray, flagged: np.ndarray) -> dict[str, Any]:
+    tp = float(scores[flagged].sum())
+    fp = float(np.count_nonzero(flagged)) - tp
+    fn = float(scores[~flagged].sum())
+    tn = float(np.count_nonzero(~flagged)) - fn
+    n = scores.size
+    return {
+        "precision": _ratio(tp, tp + fp),
+        "recall": _ratio(tp, tp + fn),
+        "tpr": _ratio(tp, tp + fn),
+        "fpr": _ratio(fp, fp + tn),
+        "tnr": _ratio(tn, fp + tn),
+        "accuracy": (tp + tn) / n,
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "selection_rate": (tp + fp) / n,
+        "roc_auc": _expected_roc_auc(scores),
+        "positives": tp + fn,
+        "count": n,
+        "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
+    }
+
+
+def _expected_roc_auc(scores: np.ndarray) -> float | None:
+    """NannyML's CBPE ROC AUC: the ROC curve of the expected TP and FP counts at every
+    distinct score, each row counting ``p`` as a positive and ``1 - p`` as a negative."""
+    ranked = np.sort(scores)[::-1]
+    ends = np.append(np.flatnonzero(np.diff(ranked)), ranked.size - 1)  # last row per score
+    tp = np.cumsum(ranked)[ends]
+    fp = np.cumsum(1 - ranked)[ends]
+    if tp[-1] <= 0 or fp[-1] <= 0:
+        return None
+    tpr = np.append(0.0, tp / tp[-1])
+    fpr = np.append(0.0, fp / fp[-1])
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1])) / 2)
+
+
+def _standard_errors(scores: np.ndarray, flagged: np.ndarray) -> dict[str, float | None]:
+    """Standard deviation of the realised metric given the scores (labels ~ Bernoulli(p)):
+    exact for precision, the delta method for recall (a ratio of two independent sums)."""
+    variance = scores * (1 - scores)
+    n_flagged = int(np.count_nonzero(flagged))
+    tp, fn = float(scores[flagged].sum()), float(scores[~flagged].sum())
+    var_tp, var_fn = float(variance[flagged].sum()), float(variance[~flagged].sum())
+    recall = None
+    if tp + fn > 0:
+        recall = math.sqrt(fn**2 * var_tp + tp**2 * var_fn) / (tp + fn) ** 2
+    return {
+        "precision": math.sqrt(var_tp) / n_flagged if n_flagged else None,
+        "recall": recall,
+    }
+
+
+def _calibration_warning(error: float | None, ceiling: float) -> str | None:
+    if error is None:
+        return None
+    if not math.isfinite(error) or error < 0:
+        raise MonitoringError(
+            f"calibration_error must be a finite number >= 0 (an expected calibration "
+            f"error), got {error!r}; pass metrics['overall']['expected_calibration_error'] "
+            "of the evaluation at promotion, or None."
+        )
+    if error <= ceiling:
+        return None
+    return (
+        f"the model's expected calibration error at promotion was {error:.3g} (above "
+        f"{ceiling:g}): its scores are not reliable probabilities, so these estimates may be "
+        "off; calibrate the model (e.g. isotonic on validation data) or wait for labels"
+    )
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def against_promotion(
+    current: Mapping[str, Any], promotion: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Each metric of a window next to its value in the evaluation at promotion.
+
+    Args:
+        current: What :func:`realised` or :func:`estimated` returned.
+        promotion: The evaluation recorded at promotion (``Registry.evaluation(version)``,
+            i.e. ``Evaluation.to_dict()``), or its ``metrics``.
+
+    Returns:
+        Metric name → ``now``, ``at_promotion``, ``change`` (now - at promotion),
+        ``relative_change`` (change / |at promotion|, None when that is 0) and
+        ``estimated``, for the metrics of ``evaluation.objectives.METRICS`` that both
+        have as numbers (latency excluded), then each fairness gap both have, named
+        ``fairness.<feature>.<metric>.difference`` (and ``.ratio``).
+    """
+    now, before = _metric_table(current), _metric_table(promotion)
+    names = [name for name in _COMPARED if name in now and name in before]
+    pairs = {name: (now[name], before[name]) for name in names}
+    pairs.update(_fairness_pairs(current.get("fairness"), _section(promotion, "groups")))
+    flag = bool(current.get("estimated", False))
+    return {
+        name: {
+            "now": value,
+            "at_promotion": base,
+            "change": value - base,
+            "relative_change": (value - base) / abs(base) if base else None,
+            "estimated": flag,
+        }
+        for name, (value, base) in pairs.items()
+    }
+
+
+def _section(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``record["metrics"][key]`` of an evaluation dict, or ``record[key]`` of its metrics."""
+    metrics = record.get("metrics", record)
+    found = metrics.get(key) if isinstance(metrics, Mapping) else None
+    return found if isinstance(found, Mapping) else {}
+
+
+def _metric_table(record: Mapping[str, Any]) -> dict[str, float]:
+    table = _section(record, "overall") or record.get("metrics", record)
+    if not isinstance(table, Mapping):
+        return {}
+    return {k: float(v) for k, v in table.items() if _number(v)}
+
+
+def _fairness_pairs(now: Any, before: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    pairs: dict[str, tuple[float, float]] = {}
+    if not isinstance(now, Mapping):
+        return pairs
+    for feature, found in now.items():
+        for measure in ("difference", "ratio"):
+            mine = (found or {}).get(measure) or {}
+            theirs = (before.get(feature) or {}).get(measure) or {}
+            for metric, value in mine.items():
+                if _number(value) and _number(theirs.get(metric)):
+                    key = f"fairness.{feature}.{metric}.{measure}"
+                    pairs[key] = (float(value), float(theirs[metric]))
+    return pairs
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _threshold(threshold: float) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise MonitoringError(
+            f"threshold must be a number (the model's decision threshold), got {threshold!r}."
+        )
+    if math.isnan(threshold):
+        raise MonitoringError("threshold is NaN; pass the model's decision threshold.")
+    return float(threshold)
+
+
+def _require(frame: pl.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        hint = " Attach labels first (monitoring.labels.attach)." if what.startswith("real") else ""
+        raise MonitoringError(
+            f"{what} needs the column(s) {missing}, which the window lacks; it has "
+            f"{', '.join(frame.columns) or 'no columns'}.{hint}"
+        )
+
+
+def _labels(series: pl.Series) -> np.ndarray:
+    """Non-null labels as a bool array; MonitoringError unless they are all 0 or 1."""
+    if series.is_empty():  # e.g. an all-null column of dtype Null: nothing to check
+        return np.zeros(0, dtype=bool)
+    if series.dtype == pl.Boolean:
+        return series.to_numpy().astype(bool)
+    if not series.dtype.is_numeric():
+        raise MonitoringError(
+            f"the label column {series.name!r} holds {series.dtype} values; expected 0/1 "
+            "(Int8, null while unknown). Map the labels to 0/1 when ingesting them, e.g. "
+            "1 for a chargeback, 0 for none."
+        )
+    values = series.cast(pl.Float64).to_numpy()
+    bad = values[(values != 0) & (values != 1)]
+    if bad.size:
+        found = list(dict.fromkeys(bad.tolist()))[:5]
+        raise MonitoringError(
+            f"the label column {series.name!r} must hold 0 or 1 (null while unknown); "
+            f"found {found} in {bad.size:,} of {values.size:,} labelled rows. Map the labels "
+            "to 0/1 when ingesting them, e.g. 1 for a chargeback, 0 for none."
+        )
+    flags: np.ndarray = values == 1
+    return flags
+
+
+def _scores(series: pl.Series, name: str) -> np.ndarray:
+    if not series.dtype.is_numeric():
+        raise MonitoringError(
+            f"the score column {name!r} holds {series.dtype} values; expected the model's "
+            "scores (Float64), as the prediction log writes them."
+        )
+    values = series.cast(pl.Float64).to_numpy()
+    bad = int(np.count_nonzero(~np.isfinite(values)))
+    if bad:
+        raise MonitoringError(
+            f"the score column {name!r} is null, NaN or infinite in {bad:,} of "
+            f"{values.size:,} rows; a logged prediction always has a score, so these rows "
+            "are not predictions. Drop them from the window."
+        )
+    return values
+
+
+def _probabilities(series: pl.Series, name: str) -> np.ndarray:
+    values = _scores(series, name)
+    low, high = float(values.min()), float(values.max())
+    if low < 0 or high > 1:
+        raise MonitoringError(
+            f"estimated performance (CBPE) reads scores as probabilities in [0, 1], but "
+            f"{name!r} ranges from {low:g} to {high:g}; log calibrated probabilities "
+            "(predict_proba), or rely on realised performance once labels arrive."
+        )
+    return values
+
+
+def _outcome_values(objectives: Objectives, frame: pl.DataFrame) -> OutcomeValues:
+    try:
+        found = objectives.values_for(frame)
+    except EvaluationError as exc:
+        raise MonitoringError(
+            f"the decision values cannot be computed on the monitoring window: {exc} Log "
+            "the columns [objectives.values] reads with the predictions."
+        ) from exc
+    return OutcomeValues(
+        tp=found["true_positive"],
+        fp=found["false_positive"],
+        fn=found["false_negative"],
+        tn=found["true_negative"],
+    )
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return None if denominator == 0 else float(numerator / denominator)
