@@ -130,6 +130,8 @@ def monitor(
         },
         "promotion": evaluation.get("metrics", {}).get("overall"),
         "threshold": watch.threshold,
+        "drift_share": settings.drift.share,
+        "service": watch.service,
         "log": watch.log_summary(log),
         "labels": watch.labels_summary,
         "windows": windows,
