@@ -59,9 +59,8 @@ def ingest(
     if as_json:
         print_json({"model": name, **summary})
         return
-    console.print(
-        f"Stored {summary['stored']:,} labels for [bold]{escape(name)}[/] from {escape(str(source))}."
-    )
+    stored = f"Stored {summary['stored']:,} labels for [bold]{escape(name)}[/]"
+    console.print(f"{stored} from {escape(str(source))}.")
     for field, meaning in (
         ("duplicates", "identical duplicates kept once"),
         ("conflicts", "keys labelled twice with different values (the last one kept)"),

@@ -195,7 +195,7 @@ def _show_alerts(result: dict[str, Any]) -> None:
     for alert in firing:
         style = SEVERITY_STYLE.get(alert["severity"], "white")
         console.print(
-            f"  [{style}]{alert['severity']}[/] {escape(alert['rule'])}: {escape(alert['message'])}"
+            f"  [{style}]{alert['severity']}[/] {escape(alert['alert'])}: {escape(alert['message'])}"
         )
 
 
