@@ -177,7 +177,7 @@ def parse_settings(
         min_label_coverage=_share(raw, "min_label_coverage", 0.9, where),
         contract=None if contract is None else root / _text(raw, "contract", "", where),
         drift=_drift(raw, where),
-        slo=parse_slo(_table(raw, "slo", where), f"{where} slo"),
+        slo=parse_slo(_table(raw, "slo", where), source),
         webhook=_webhook(_table(raw, "webhook", where), f"{where} webhook", environ or {}),
         alerts=tuple(parse_rules(_alert_list(raw, where), source)),
         retrain=_retrain(raw.get("retrain"), f"{where} retrain"),
