@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import sys
 from pathlib import Path
 
@@ -308,6 +309,96 @@ class TestDrift:
     def test_drift_outside_zero_to_one_is_rejected(self) -> None:
         with pytest.raises(ValueError, match="drift"):
             generate_transactions(START, 1, drift=1.5)
+
+
+class TestNovelCategory:
+    """``novel_category``: a merchant category training never saw, where fraud concentrates."""
+
+    def test_zero_leaves_the_output_exactly_as_before_the_knob(self) -> None:
+        frame = generate_transactions(START, 2, rows_per_day=300, seed=3, drift=0.5)
+        explicit = generate_transactions(
+            START, 2, rows_per_day=300, seed=3, drift=0.5, novel_category=0.0
+        )
+        assert_frame_equal(explicit, frame)
+        # the frame these arguments gave before the knob existed
+        digest = hashlib.sha256(frame.write_csv().encode()).hexdigest()
+        assert digest == "0bb22fe52d28629435f152c4e79b2572ce3f6a02214ec9438c128c3d3d8bce53"
+
+    def test_the_new_category_appears_with_larger_amounts(self) -> None:
+        calm = generate_transactions(START, 7, rows_per_day=2000, seed=1, drift=0.5)
+        novel = generate_transactions(
+            START, 7, rows_per_day=2000, seed=1, drift=0.5, novel_category=1.0
+        )
+        assert "crypto" not in set(calm["merchant_category"])
+        assert set(novel["merchant_category"]) == CATEGORIES | {"crypto"}
+        crypto = novel.filter(pl.col("merchant_category") == "crypto")
+        assert 0.02 < crypto.height / novel.height < 0.045  # under the contract's 5 % quarantine
+        assert set(crypto["channel"]) <= {"online", "mobile_app"}  # card not present
+        legit = crypto.filter(pl.col("is_fraud") == 0)["amount"].median()
+        assert legit is not None and legit > 2 * (novel["amount"].median() or 0)
+        fraud = crypto.filter(pl.col("is_fraud") == 1)["amount"].median()
+        assert fraud is not None and fraud > 2 * legit
+        shops = set(crypto["merchant_id"])
+        assert not shops & set(novel.filter(pl.col("merchant_category") != "crypto")["merchant_id"])
+
+    def test_fraud_concentrates_in_the_new_category(self) -> None:
+        frame = generate_transactions(START, 7, rows_per_day=2000, seed=1, novel_category=1.0)
+        crypto = pl.col("merchant_category") == "crypto"
+        rate_in = frame.filter(crypto)["is_fraud"].mean()
+        rate_out = frame.filter(~crypto)["is_fraud"].mean()
+        assert isinstance(rate_in, float) and isinstance(rate_out, float)
+        assert rate_in > 10 * rate_out
+        fraud_share = frame.filter(crypto)["is_fraud"].sum() / frame["is_fraud"].sum()
+        assert 0.3 < fraud_share < 0.6  # 45 % of the episodes
+
+    def test_the_share_grows_with_the_knob(self) -> None:
+        shares = [
+            (
+                generate_transactions(START, 5, rows_per_day=2000, seed=4, novel_category=knob)[
+                    "merchant_category"
+                ]
+                == "crypto"
+            ).mean()
+            for knob in (0.0, 0.3, 0.6, 1.0)
+        ]
+        assert shares[0] == 0
+        assert shares == sorted(shares)
+        assert shares[3] > 2.5 * shares[1]  # about linear
+
+    def test_only_category_merchant_and_amount_move(self) -> None:
+        calm = generate_transactions(START, 3, rows_per_day=1000, seed=5, drift=0.3)
+        novel = generate_transactions(
+            START, 3, rows_per_day=1000, seed=5, drift=0.3, novel_category=0.8
+        )
+        moved = ["merchant_category", "merchant_id", "amount"]
+        assert_frame_equal(novel.drop(moved), calm.drop(moved))
+        changed = novel["merchant_category"] != calm["merchant_category"]
+        assert set(novel.filter(changed)["merchant_category"]) == {"crypto"}
+        unchanged = novel.filter(~changed).select(moved)
+        assert_frame_equal(unchanged, calm.filter(~changed).select(moved))
+
+    def test_it_is_deterministic_and_a_window_equals_its_days(self) -> None:
+        first = generate_transactions(START, 3, rows_per_day=500, seed=6, novel_category=0.7)
+        again = generate_transactions(START, 3, rows_per_day=500, seed=6, novel_category=0.7)
+        assert_frame_equal(first, again)
+        days = [
+            generate_transactions(
+                START + dt.timedelta(days=i), 1, rows_per_day=500, seed=6, novel_category=0.7
+            )
+            for i in range(3)
+        ]
+        assert_frame_equal(pl.concat(days), first)
+
+    def test_daily_batches_carry_it(self, tmp_path: Path) -> None:
+        paths = write_daily_batches(tmp_path, START, 2, rows_per_day=500, seed=2, novel_category=1)
+        delivered = pl.concat([pl.read_parquet(path) for path in paths])
+        truth = generate_transactions(START, 2, rows_per_day=500, seed=2, novel_category=1)
+        assert_frame_equal(delivered, truth.drop("is_fraud"))
+
+    @pytest.mark.parametrize("knob", [-0.1, 1.5])
+    def test_outside_zero_to_one_is_rejected(self, knob: float) -> None:
+        with pytest.raises(ValueError, match=r"novel_category must lie in \[0, 1\]"):
+            generate_transactions(START, 1, novel_category=knob)
 
 
 class TestLabels:

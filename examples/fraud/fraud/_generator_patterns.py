@@ -8,7 +8,7 @@ traffic and to make fraud detectable but not trivial.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,10 @@ CATEGORIES = (
     "pharmacy",
     "gift_cards",
 )
+NOVEL_CATEGORY = "crypto"
+"""The category the ``novel_category`` knob brings in: not in ``CATEGORIES`` (nor the contract)."""
+ALL_CATEGORIES = (*CATEGORIES, NOVEL_CATEGORY)
+NOVEL = len(CATEGORIES)  # its code
 COUNTRIES = ("DE", "FR", "NL", "ES", "IT", "GB", "US", "PL")
 CURRENCIES = ("EUR", "USD", "GBP", "PLN")
 DEVICES = ("ios", "android", "web", "pos")
@@ -55,6 +59,14 @@ MERCHANTS_PER_CATEGORY_ROWS = 200
 MEDIAN_AMOUNT = np.array([32.0, 160.0, 240.0, 22.0, 58.0, 12.0, 28.0, 55.0, 18.0, 50.0])
 AMOUNT_SIGMA = np.array([0.6, 0.7, 0.7, 0.8, 0.7, 0.8, 0.6, 0.4, 0.6, 0.5])
 MAX_AMOUNT = 50_000.0
+
+# At novel_category = 1: the share of legitimate card-not-present payments and of fraud
+# episodes that move to the novel category, and its amounts (crypto exchanges: larger).
+NOVEL_LEGIT_SHARE = 0.03
+NOVEL_FRAUD_SHARE = 0.45
+NOVEL_MEDIAN_AMOUNT = 150.0
+NOVEL_AMOUNT_SIGMA = 0.7
+NOVEL_FRAUD_LOG_UPLIFT = 1.2
 
 HOME_COUNTRY = np.array([30, 20, 10, 12, 12, 10, 3, 3], dtype=np.float64)
 USUAL_DEVICE = np.array([28, 32, 15, 25], dtype=np.float64)
@@ -128,11 +140,16 @@ class Scenario:
     fraud_device: FloatArray
     legit_hour: FloatArray
     fraud_hour: FloatArray
+    novel_category: float = 0.0
 
     @classmethod
-    def at(cls, drift: float) -> Scenario:
-        """The distribution mix for ``drift`` in [0, 1]; 0 is the training distribution."""
+    def at(cls, drift: float, novel_category: float = 0.0) -> Scenario:
+        """The distribution mix for ``drift`` in [0, 1]; 0 is the training distribution.
+
+        ``novel_category`` in [0, 1] scales how much traffic moves to ``NOVEL_CATEGORY``.
+        """
         return cls(
+            novel_category=novel_category,
             fraud_rate=_lerp(0.015, 0.019, drift),
             amount_log_shift=_lerp(0.0, 0.35, drift),
             fraud_amount_log_uplift=_lerp(0.9, 0.3, drift),
@@ -383,8 +400,11 @@ def _offsets_in_episode(rng: np.random.Generator, sizes: IntArray, mix: Scenario
 
 def _fraud(
     rng: np.random.Generator, customers: Customers, active: IntArray, size: int, day: DayPlan
-) -> Draws:
-    """Fraud arrives in episodes: bursts of card-not-present purchases on one card."""
+) -> tuple[Draws, IntArray]:
+    """Fraud arrives in episodes: bursts of card-not-present purchases on one card.
+
+    Returns the draws, episode after episode, and each episode's number of rows.
+    """
     mix = day.mix
     sizes = _episode_sizes(rng, size, mix)
     victim, takeover = _episode_victims(rng, customers, active, day.ordinal, sizes.size, mix)
@@ -401,7 +421,7 @@ def _fraud(
     category = rng.choice(len(CATEGORIES), size, p=mix.fraud_category).astype(np.int64)
     row_country, row_channel = np.repeat(country, sizes), np.repeat(channel, sizes)
     uplift = mix.fraud_amount_log_uplift + 0.4 * rng.standard_normal(size)
-    return Draws(
+    drawn = Draws(
         customer=np.repeat(victim, sizes),
         category=category,
         merchant=_merchant(rng, category, day.merchants_per_category),
@@ -413,12 +433,61 @@ def _fraud(
         micros=np.repeat(starts, sizes) + offsets,
         is_fraud=np.ones(size, dtype=np.int64),
     )
+    return drawn, sizes
 
 
-def draw_day(rng: np.random.Generator, customers: Customers, day: DayPlan) -> Draws:
-    """Exactly ``day.rows`` transactions of one day, ordered by time of day."""
+def _novel_amount(rng: np.random.Generator, size: int, log_shift: FloatArray | float) -> FloatArray:
+    noise = NOVEL_AMOUNT_SIGMA * rng.standard_normal(size)
+    amount: FloatArray = NOVEL_MEDIAN_AMOUNT * np.exp(noise + log_shift)
+    return np.clip(amount, 0.5, MAX_AMOUNT).round(2)
+
+
+def _moved(draws: Draws, chosen: npt.NDArray[np.bool_], amount: FloatArray, day: DayPlan) -> Draws:
+    """``draws`` with the ``chosen`` rows moved to the novel category, at ``amount``."""
+    category = np.where(chosen, NOVEL, draws.category).astype(np.int64)
+    rank = draws.merchant % day.merchants_per_category  # keep each row's merchant popularity
+    merchant = np.where(chosen, NOVEL * day.merchants_per_category + rank, draws.merchant)
+    updated = {"category": category, "merchant": merchant.astype(np.int64)}
+    updated["amount"] = np.where(chosen, amount, draws.amount)
+    return replace(draws, **updated)
+
+
+def _to_novel(
+    rng: np.random.Generator, legit: Draws, fraud: Draws, sizes: IntArray, day: DayPlan
+) -> tuple[Draws, Draws]:
+    """Move a share of legitimate card-not-present payments, and a larger share of fraud
+    episodes (all their rows), to the novel category, with larger amounts."""
+    mix = day.mix
+    online = legit.channel != IN_STORE
+    legit_moved = online & (rng.random(legit.channel.size) < NOVEL_LEGIT_SHARE * mix.novel_category)
+    legit_amount = _novel_amount(rng, legit.channel.size, mix.amount_log_shift)
+    episode_moved = rng.random(sizes.size) < NOVEL_FRAUD_SHARE * mix.novel_category
+    uplift = NOVEL_FRAUD_LOG_UPLIFT + 0.4 * rng.standard_normal(fraud.channel.size)
+    fraud_amount = _novel_amount(rng, fraud.channel.size, mix.amount_log_shift + uplift)
+    return (
+        _moved(legit, legit_moved, legit_amount, day),
+        _moved(fraud, np.repeat(episode_moved, sizes), fraud_amount, day),
+    )
+
+
+def draw_day(
+    rng: np.random.Generator,
+    customers: Customers,
+    day: DayPlan,
+    novel_rng: np.random.Generator | None = None,
+) -> Draws:
+    """Exactly ``day.rows`` transactions of one day, ordered by time of day.
+
+    ``novel_rng`` draws the moves to the novel category when ``day.mix.novel_category`` is
+    above 0; the other draws never depend on it, so a day without them is unchanged.
+    """
     active = customers.active_on(day.ordinal)
     fraud_rows = int(rng.binomial(day.rows, day.mix.fraud_rate))
     legit = _legit(rng, customers, active, day.rows - fraud_rows, day)
-    drawn = legit.concat(_fraud(rng, customers, active, fraud_rows, day))
+    fraud, sizes = _fraud(rng, customers, active, fraud_rows, day)
+    if day.mix.novel_category > 0:
+        if novel_rng is None:
+            raise ValueError("a day with novel_category above 0 needs novel_rng")
+        legit, fraud = _to_novel(novel_rng, legit, fraud, sizes, day)
+    drawn = legit.concat(fraud)
     return drawn.take(np.argsort(drawn.micros, kind="stable").astype(np.int64))

@@ -15,7 +15,7 @@ customer_id          String                    ``c_NNNNNNNN``, the card holder
 merchant_id          String                    ``m_NNNNN``, each merchant sells one category
 merchant_category    String                    grocery, electronics, travel, gaming, fashion,
                                                digital_goods, restaurants, fuel, pharmacy,
-                                               gift_cards
+                                               gift_cards (and crypto, see ``novel_category``)
 amount               Float64                   > 0, two decimals, log-normal per category
 currency             String                    EUR, USD, GBP, PLN
 country              String                    where the payment happens (ISO 3166 alpha-2):
@@ -52,6 +52,16 @@ the previous hour" and "country differs from the customer's usual country" lifts
   gaming and travel, mobile devices replace point-of-sale terminals, more payments happen
   abroad, and fraud changes style: daytime, mobile, fashion and travel, smaller amounts,
   shorter bursts, a slightly higher rate. Use it for drift and performance monitoring demos.
+* ``novel_category`` in [0, 1] brings in a merchant category that training never saw and
+  the contract does not list: ``crypto`` (exchanges and wallets, merchant ids after every
+  other category's). At 1, 3 % of legitimate card-not-present payments and 45 % of fraud
+  episodes (every row of the episode) move to it, both with larger amounts than the
+  category they leave (median 150, fraud about 3.3 times more); in between, the shares
+  scale linearly. About 3 % of a day's rows are then ``crypto``, a quarter of them fraud
+  (under the contract's 5 % quarantine limit: its rows are quarantined, the day passes).
+  The moves are drawn from a random stream of their own: at 0 (the default) the output is
+  exactly what it was without the knob, and the other columns of a day do not depend on
+  it. With ``drift`` it is the production drift of the monitoring demo.
 * :func:`generate_labels` turns the ground truth into what the team actually learns: a
   chargeback (or the end of the chargeback window) 3 to 90 days later; about 3 % of fraud is
   never charged back and so is labelled 0.
@@ -70,7 +80,7 @@ import numpy as np
 import polars as pl
 
 from ._generator_patterns import (
-    CATEGORIES,
+    ALL_CATEGORIES,
     CHANNELS,
     COUNTRIES,
     CURRENCIES,
@@ -122,11 +132,18 @@ ABSURD_AMOUNT = 1e9
 _DAY_STREAM = 2
 _LABEL_STREAM = 3
 _BROKEN_STREAM = 4
+_NOVEL_STREAM = 5
 _UNIX_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 def generate_transactions(
-    start: dt.date, days: int, *, rows_per_day: int = 5000, seed: int = 0, drift: float = 0.0
+    start: dt.date,
+    days: int,
+    *,
+    rows_per_day: int = 5000,
+    seed: int = 0,
+    drift: float = 0.0,
+    novel_category: float = 0.0,
 ) -> pl.DataFrame:
     """Card transactions for ``days`` consecutive days from ``start``, with ground truth.
 
@@ -136,6 +153,8 @@ def generate_transactions(
         rows_per_day: Exact number of transactions per day, at least 1.
         seed: Non-negative seed; customers and every day's rows derive from it.
         drift: 0 for the training distribution, up to 1 for the most shifted one.
+        novel_category: 0 for none, up to 1 for the most traffic (and fraud) in the
+            ``crypto`` category training never saw; see the module's docstring.
 
     Returns:
         A frame with the columns of ``TRANSACTION_SCHEMA``, sorted by ``event_timestamp``.
@@ -147,9 +166,10 @@ def generate_transactions(
         ValueError: If an argument is out of range.
     """
     _check_window(days, rows_per_day, seed, drift)
+    _check_share("novel_category", novel_category)
     first = start.toordinal()
     customers = customers_for_window(seed, rows_per_day, first, first + days - 1)
-    mix = Scenario.at(drift)
+    mix = Scenario.at(drift, novel_category)
     per_category = merchants_per_category(rows_per_day)
     plans = [DayPlan(first + i, rows_per_day, per_category, mix) for i in range(days)]
     return pl.concat([_day_frame(plan, customers, seed) for plan in plans])
@@ -203,6 +223,7 @@ def write_daily_batches(
     rows_per_day: int = 5000,
     seed: int = 0,
     drift: float = 0.0,
+    novel_category: float = 0.0,
     broken_day: int | None = None,
     schema_change_day: int | None = None,
 ) -> list[Path]:
@@ -218,6 +239,7 @@ def write_daily_batches(
         rows_per_day: Transactions per day before any defect is injected.
         seed: Seed of transactions, labels and defects.
         drift: See :func:`generate_transactions`.
+        novel_category: See :func:`generate_transactions`.
         broken_day: 0-based index of the day whose delivery is broken: 2 % of rows get an
             amount that is negative or 1e9, 1 % a null ``customer_id``, 1 % (at most 6) an
             invalid currency ("EURO" or ""), and 1 % (at most 5) other rows are delivered a
@@ -236,7 +258,12 @@ def write_daily_batches(
     if broken_day is not None and rows_per_day < MIN_ROWS_FOR_BROKEN_DAY:
         raise ValueError(f"broken_day needs rows_per_day >= {MIN_ROWS_FOR_BROKEN_DAY}")
     transactions = generate_transactions(
-        start, days, rows_per_day=rows_per_day, seed=seed, drift=drift
+        start,
+        days,
+        rows_per_day=rows_per_day,
+        seed=seed,
+        drift=drift,
+        novel_category=novel_category,
     )
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
@@ -265,9 +292,13 @@ def _check_window(days: int, rows_per_day: int, seed: int, drift: float) -> None
         raise ValueError(f"days must be at least 1, got {days}")
     if rows_per_day < 1:
         raise ValueError(f"rows_per_day must be at least 1, got {rows_per_day}")
-    if not 0.0 <= drift <= 1.0:
-        raise ValueError(f"drift must lie in [0, 1], got {drift}")
+    _check_share("drift", drift)
     _check_seed(seed)
+
+
+def _check_share(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value}")
 
 
 def _check_day_index(name: str, index: int | None, days: int) -> None:
@@ -276,7 +307,9 @@ def _check_day_index(name: str, index: int | None, days: int) -> None:
 
 
 def _day_frame(plan: DayPlan, customers: Customers, seed: int) -> pl.DataFrame:
-    draws = draw_day(np.random.default_rng([seed, _DAY_STREAM, plan.ordinal]), customers, plan)
+    rng = np.random.default_rng([seed, _DAY_STREAM, plan.ordinal])
+    novel = np.random.default_rng([seed, _NOVEL_STREAM, plan.ordinal])
+    draws = draw_day(rng, customers, plan, novel)
     day = dt.date.fromordinal(plan.ordinal)
     midnight_us = (plan.ordinal - _UNIX_EPOCH_ORDINAL) * DAY_US
     return pl.DataFrame(
@@ -284,7 +317,7 @@ def _day_frame(plan: DayPlan, customers: Customers, seed: int) -> pl.DataFrame:
             "transaction_id": _numbered(f"tx_{day:%Y%m%d}_", np.arange(1, plan.rows + 1), 7),
             "customer_id": _numbered("c_", customers.number[draws.customer], 8),
             "merchant_id": _numbered("m_", draws.merchant, 5),
-            "merchant_category": _labels(CATEGORIES, draws.category),
+            "merchant_category": _labels(ALL_CATEGORIES, draws.category),
             "amount": draws.amount,
             "currency": _labels(CURRENCIES, draws.currency),
             "country": _labels(COUNTRIES, draws.country),
