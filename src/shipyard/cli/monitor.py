@@ -142,18 +142,23 @@ def show(result: dict[str, Any], report: Path | None = None) -> None:
 def windows_table(result: dict[str, Any], last: int = 14) -> Table:
     """One line per window: traffic, drift, score, contract health, value."""
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("window", "rows", "drifted", "flagged", "contract", "value/1000", "recall"):
+    columns = ("window", "rows", "drifted", "flagged", "contract", "labelled", "value/1000")
+    for column in (*columns, "recall"):
         table.add_column(column, justify="left" if column == "window" else "right")
     for window in result["windows"][-last:]:
-        table.add_row(
-            window["start"][:16].replace("T", " "), f"{window['rows']:,}", *_cells(window)
-        )
+        table.add_row(_label(window, result["every"]), f"{window['rows']:,}", *_cells(window))
     return table
+
+
+def _label(window: dict[str, Any], every: str) -> str:
+    """``2026-03-02`` for windows of days, ``2026-03-02 14:00`` for shorter ones."""
+    start = str(window["start"])[:16].replace("T", " ")
+    return start[:10] if every.endswith(("d", "w")) and start.endswith("00:00") else start
 
 
 def _cells(window: dict[str, Any]) -> list[str]:
     if window["rows"] == 0:
-        return ["[dim]no traffic[/]", "", "", "", ""]
+        return ["[dim]no traffic[/]", "", "", "", "", ""]
     drift = window["drift"] or {}
     drifted = [name for name, c in drift.get("columns", {}).items() if c.get("drifted")]
     share = drift.get("share")
@@ -162,24 +167,23 @@ def _cells(window: dict[str, Any]) -> list[str]:
     contract = window.get("contract") or {}
     violations = contract.get("violation_share")
     contract_cell = "-" if violations is None else f"{violations:.1%}"
+    coverage = (window.get("performance") or {}).get("label_coverage")
     return [
         drift_cell,
         f"{window['score']['flag_rate']:.1%}",
         contract_cell,
+        "-" if coverage is None else f"{coverage:.0%}",
         _metric(window, "value_per_1000", "{:,.0f}"),
         _metric(window, "recall", "{:.1%}"),
     ]
 
 
 def _metric(window: dict[str, Any], name: str, spec: str) -> str:
-    """The realised figure where labels arrived (with the share labelled when partial),
-    else the estimated one, marked so."""
+    """The realised figure where labels arrived, else the estimated one, marked so."""
     performance = window.get("performance") or {}
     value = (performance.get("metrics") or {}).get(name)
-    coverage = performance.get("label_coverage") or 0
-    if isinstance(value, int | float) and coverage > 0:
-        mark = "" if coverage >= 0.99 else f" [dim]({coverage:.0%} labelled)[/]"
-        return spec.format(value) + mark
+    if isinstance(value, int | float) and (performance.get("label_coverage") or 0) > 0:
+        return spec.format(value)
     value = ((window.get("estimated") or {}).get("metrics") or {}).get(name)
     if isinstance(value, int | float):
         return f"[italic]~{spec.format(value)}[/] [dim]est.[/]"
