@@ -63,8 +63,8 @@ def service_slos(watch: Any, windows: list[dict[str, Any]], metrics_text: str | 
             watch.service["scrape_error"] = str(exc)
     newest = windows[-1]
     results = _slos(watch, None, metrics=metrics_text, freshness=_freshness(watch))
-    seen = {r["name"] for r in newest["slo"]}
-    newest["slo"] += [r for r in results if r["name"] not in seen and r["met"] is not None]
+    known = {r["name"]: r for r in results if r["met"] is not None}
+    newest["slo"] = [known.pop(r["name"], r) for r in newest["slo"]] + list(known.values())
     newest["signals"] = signals_of(newest, watch.settings.min_label_coverage)
 
 

@@ -467,8 +467,17 @@ def _rule(alert: Mapping[str, Any]) -> str:
 
 
 def _get(window: Mapping[str, Any], part: str, key: str) -> Any:
+    """``window[part][key]``; for performance and estimated parts, a metric is read from
+    their ``metrics`` table (``value_total`` is its ``value``)."""
     found = window.get(part)
-    return found.get(key) if isinstance(found, Mapping) else None
+    if not isinstance(found, Mapping):
+        return None
+    if key in found or part not in ("performance", "estimated"):
+        return found.get(key)
+    metrics = found.get("metrics")
+    if not isinstance(metrics, Mapping):
+        return None
+    return metrics.get("value" if key == "value_total" else key)
 
 
 def _short(value: Any) -> str:
