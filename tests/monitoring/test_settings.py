@@ -27,7 +27,7 @@ def test_the_fraud_example_reads_whole() -> None:
     assert settings.every == "7d" and settings.lookback == dt.timedelta(days=42)
     assert settings.label == "is_chargeback" and settings.label_key == "transaction_id"
     assert settings.contract == Path("/project/contracts/transactions.yaml")
-    assert settings.drift.weights == {"amount": 2.0, "merchant_category": 2.0}
+    assert settings.drift.weights["amount"] == 3.0 and len(settings.drift.weights) == 8
     assert [r.name for r in settings.alerts] == [
         "input-drift",
         "unknown-values",
