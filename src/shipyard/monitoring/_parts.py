@@ -21,6 +21,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 SCORE = "score"
@@ -137,12 +138,14 @@ def _drift(watch: Any, frame: pl.DataFrame) -> Any:
 def _score(frame: pl.DataFrame, threshold: float) -> dict[str, Any] | None:
     if frame.height == 0:
         return None
-    score = frame[SCORE]
+    scores = frame[SCORE].drop_nulls().to_numpy()
+    if scores.size == 0:
+        return None
     levels = {"p10": 0.1, "p50": 0.5, "p90": 0.9, "p99": 0.99}
     return {
-        "mean": float(score.mean() or 0.0),
-        "quantiles": {k: float(score.quantile(q) or 0.0) for k, q in levels.items()},
-        "flag_rate": float((score >= threshold).mean() or 0.0),
+        "mean": float(scores.mean()),
+        "quantiles": {k: float(np.quantile(scores, q)) for k, q in levels.items()},
+        "flag_rate": float((scores >= threshold).mean()),
     }
 
 

@@ -236,6 +236,7 @@ class _Watch:
         self.objectives = Objectives.from_project(project)
         self.health = None if settings.contract is None else ContractHealth(settings.contract)
         self.labels_summary: dict[str, Any] | None = None
+        self.until = dt.datetime.now(dt.UTC)
         self.service: dict[str, Any] = {}
 
     def read(self, log_dir: Path | None, since: dt.datetime, until: dt.datetime) -> Any:
@@ -276,14 +277,12 @@ def _with_labels(watch: _Watch, log: Any) -> Any:
     from shipyard.monitoring.labels import LabelStore, attach
 
     store = LabelStore(watch.project.settings.state_dir / "labels" / watch.version.name)
-    labels = store.read()
-    key = "request_id" if isinstance(watch.settings.label_key, str) else ("entity_key", "ts")
-    frame = attach(log.frame, labels, key)
+    by_request = isinstance(watch.settings.label_key, str)
+    key = "request_id" if by_request else ("entity_key", "ts")
+    frame = attach(log.frame, store, key)
+    stored = store.read("request_id" if by_request else "entity").select(pl.len()).collect()
     labelled = int(frame["label"].is_not_null().sum()) if "label" in frame.columns else 0
-    watch.labels_summary = {
-        "stored": labels.select(pl.len()).collect().item(),
-        "attached": labelled,
-    }
+    watch.labels_summary = {"stored": int(stored.item()), "attached": labelled}
     return dataclass_replace(log, frame=frame)
 
 
