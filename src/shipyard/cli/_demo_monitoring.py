@@ -275,3 +275,174 @@ class _LabelFeed:
         replayed = pl.concat(self.replayed).filter(pl.col("label_timestamp") <= as_of)
         replayed.sort("label_timestamp", maintain_order=True).write_parquet(path)
         return path
+
+
+def show_monitoring(
+    project: Any,
+    directory: Path,
+    *,
+    start: dt.date,
+    weeks: int,
+    rows_per_day: int,
+    seed: int,
+    console: Any,
+) -> dict[str, Any]:
+    """Steps 10-12: weeks in production watched by a weekly cron job, the chargebacks
+    arriving, the value drop found, the contract agreed anew, and retraining through the gate.
+    """
+    from shipyard.monitoring.reference import profile_version
+
+    profile = profile_version(project, "fraud@production")
+    console.print(
+        f"\n[bold]10.[/] {weeks} weeks in production from {start}: each day's payments go "
+        "through fraud@production into the prediction log (the reference it is watched "
+        f"against: {len(profile.columns)} columns of {profile.rows:,} training rows, "
+        "profiled once). From the third week, amounts grow and a new fraud pattern appears "
+        "in a merchant category nobody has seen: 'crypto'."
+    )
+    done = replay_production(
+        project,
+        directory,
+        start=start,
+        weeks=weeks,
+        rows_per_day=rows_per_day,
+        seed=seed,
+        console=console,
+        label_delay_days=LABEL_DELAY_DAYS,
+    )
+    console.print(
+        f"   {done['logged']:,} predictions logged in {done['seconds']:.1f} s "
+        f"({done['refreshes']} online-store refreshes took {done['refresh_seconds']:.1f} s)."
+    )
+    _weekly_cron(project, done, console)
+    _chargebacks(project, directory, done, console)
+    return _retrain_story(project, directory, done, console)
+
+
+LABEL_DELAY_DAYS = 28  # the chargebacks known four weeks after the last replayed day
+
+
+def _weekly_cron(project: Any, done: dict[str, Any], console: Any) -> None:
+    """``shipyard monitor`` each Monday, as cron would run it: alerts fire once and stay."""
+    from shipyard.monitoring.alerts import LogNotifier
+    from shipyard.monitoring.monitor import monitor
+
+    notifier = LogNotifier(project.settings.state_dir / "monitoring" / "alerts.jsonl")
+    console.print("   A cron job ran [bold]shipyard monitor[/] every Monday (no labels yet):")
+    first, end = done["first_ts"], done["last_ts"]
+    monday = first + dt.timedelta(days=7)
+    while monday <= end:
+        result = monitor(project, since=first, until=monday, notifiers=[notifier])
+        fired = [e for e in result.data["alerts"] if e["status"] == "fired"]
+        firing = [a["alert"] for a in result.data["firing"]]
+        newest = result.windows[-1] if result.windows else {}
+        drift = (newest.get("drift") or {}).get("share")
+        what = ", ".join(f"[yellow]{e['alert']}[/] fired" for e in fired)
+        still = [a for a in firing if a not in {e["alert"] for e in fired}]
+        if still:
+            what += ("; " if what else "") + f"still firing: {', '.join(still)} (not repeated)"
+        console.print(
+            f"     {monday:%a %Y-%m-%d}: drifted columns {0 if drift is None else drift:.0%}, "
+            f"exit {result.exit_code}: {what or '[green]all clear[/]'}"
+        )
+        monday += dt.timedelta(days=7)
+    notifier.close()
+
+
+def _chargebacks(project: Any, directory: Path, done: dict[str, Any], console: Any) -> None:
+    from shipyard.monitoring.labels import LabelStore
+    from shipyard.serving.log import read_log
+
+    store = LabelStore(project.settings.state_dir / "labels" / "fraud")
+    ingested = store.ingest(
+        done["chargebacks"],
+        label="is_chargeback",
+        key="transaction_id",
+        log=read_log(done["log_dir"], model="fraud"),
+    )
+    path = Path(done["chargebacks"]).relative_to(directory)
+    console.print(
+        f"\n[bold]11.[/] {done['labels_as_of']:%Y-%m-%d}: the chargebacks known so far arrive. "
+        f"[bold]shipyard labels ingest {path}[/]: {ingested.stored:,} labels, "
+        f"{ingested.unknown} for payments the log does not know, "
+        f"{ingested.duplicates} duplicates."
+    )
+
+
+def _retrain_story(
+    project: Any, directory: Path, done: dict[str, Any], console: Any
+) -> dict[str, Any]:
+    from shipyard.cli.monitor import windows_table
+    from shipyard.monitoring.monitor import monitor
+    from shipyard.monitoring.report import write_report
+
+    since, until = done["first_ts"], done["last_ts"]
+    console.print(
+        f"\n[bold]12.[/] The next cron run, now with labels: [bold]shipyard monitor --since "
+        f"{since:%Y-%m-%d} --until {until:%Y-%m-%d} --report reports/monitoring.html[/]"
+    )
+    result = monitor(project, since=since, until=until)
+    report = write_report(result.to_dict(), directory / "reports" / "monitoring.html")
+    console.print(windows_table(result.to_dict()))
+    for event in result.data["alerts"]:
+        if event["status"] == "fired":
+            console.print(
+                f"   [bold red]{event['severity']}[/] {event['alert']}: {event['message']}"
+            )
+    console.print(
+        f"   Exit code {result.exit_code}: cron and CI see it. Report: "
+        f"{report.relative_to(directory)}. The estimated value (CBPE, from the scores alone) "
+        "barely moved: a new fraud pattern the model does not know leaves its scores calm."
+    )
+    _agree_contract(directory, console)
+    console.print(
+        "\n[bold]13.[/] [bold]shipyard monitor --retrain[/]: the firing value-drop rule "
+        "asks for retraining on recent data."
+    )
+    with console.status("Retraining, then gating the candidate…"):
+        retrained = monitor(project, since=since, until=until, retrain=True).data["retrain"]
+    if retrained is None:
+        console.print("   No firing rule asked for retraining.")
+    else:
+        _show_retrained(retrained, console)
+    return {**result.to_dict(), "retrain": retrained}
+
+
+def _show_retrained(retrained: dict[str, Any], console: Any) -> None:
+    from rich.markup import escape
+
+    params = retrained["params"]
+    console.print(
+        f"   Retraining ({', '.join(retrained['triggered_by'])}): pipeline "
+        f"{retrained['pipeline']} on {params.get('start')} to {params.get('end')} "
+        f"(labels as of {params.get('labels_as_of')}), run {retrained['run_id'][:8]} "
+        f"{retrained['status']}; candidate {retrained.get('candidate') or '-'}."
+    )
+    if gate := retrained.get("gate"):
+        for line in gate["summary"].splitlines():
+            console.print(f"   {escape(line)}")
+        verdict = "promoted to [bold]production[/]" if retrained["promoted"] else "not promoted"
+        console.print(f"   The candidate {verdict}: the gate, not the alert, decides.")
+
+
+def _agree_contract(directory: Path, console: Any) -> None:
+    """The payments team and the ML team agree a new contract version: 'crypto' is valid."""
+    from shipyard.contracts import Contract
+    from shipyard.contracts.diff import diff_contracts
+
+    path = directory / CONTRACT
+    old = Contract.load(path)
+    text = path.read_text(encoding="utf-8")
+    new_text = text.replace("pharmacy, gift_cards]", "pharmacy, gift_cards, crypto]", 1)
+    major, minor, *_ = old.version.split(".")
+    new_text = new_text.replace(
+        f"version: {old.version}", f"version: {major}.{int(minor) + 1}.0", 1
+    )
+    new = Contract.from_yaml(new_text, source=str(path))
+    changes = diff_contracts(old, new)
+    path.write_text(new_text, encoding="utf-8")
+    console.print(
+        f"\n   The payments team confirms 'crypto' is a real category: contract "
+        f"{old.version} -> {new.version} ({len(changes.breaking)} breaking changes), so "
+        "retraining can learn from those payments instead of quarantining them."
+    )

@@ -40,10 +40,15 @@ def demo(
     ),
     days: Annotated[int, typer.Option(help="Days of upstream batches to generate.")] = DEMO_DAYS,
     rows_per_day: Annotated[int, typer.Option(help="Transactions per daily batch.")] = 5000,
+    weeks: Annotated[
+        int, typer.Option(min=0, help="Weeks of production traffic to monitor (0: none).")
+    ] = 6,
 ) -> None:
     """Create the fraud-detection example project, generate its data, and train."""
+    from shipyard.cli._demo_monitoring import show_monitoring
     from shipyard.cli.run import RunProgress
     from shipyard.core.project import Project
+    from shipyard.registry.registry import Registry
 
     directory = directory.resolve()
     _copy_example(directory)
@@ -70,7 +75,18 @@ def demo(
     show_serving(
         project, directory, batches[-2] if len(batches) > 1 else batches[-1], _served(project)
     )
-    _next_steps(run, directory, batches[-1])
+    watched = None
+    if weeks and "production" in Registry(project).aliases("fraud"):
+        watched = show_monitoring(
+            project,
+            directory,
+            start=DEMO_START + dt.timedelta(days=days),
+            weeks=weeks,
+            rows_per_day=rows_per_day,
+            seed=7,
+            console=console,
+        )
+    _next_steps(run, directory, batches[-1], watched)
 
 
 def _copy_example(directory: Path) -> None:
@@ -270,7 +286,18 @@ def _report(run: Any, directory: Path) -> None:
             console.print(f"  {key:<24} {value:.4f}")
 
 
-def _next_steps(run: Any, directory: Path, latest: Path) -> None:
+def _monitor_steps(command: str, watched: dict[str, Any] | None) -> list[str]:
+    if watched is None:
+        return []
+    since, until = watched["since"][:10], watched["until"][:10]
+    return [
+        f"{command} monitor --since {since} --until {until} --window 1d --report "
+        "reports/daily.html",
+        f"{command} monitor --since {since} --until {until} --json   [dim]# for CI and cron[/]",
+    ]
+
+
+def _next_steps(run: Any, directory: Path, latest: Path, watched: dict[str, Any] | None) -> None:
     command = _shipyard_command()
     console.print("\nWhere to look next:")
     for line in (
@@ -284,6 +311,7 @@ def _next_steps(run: Any, directory: Path, latest: Path) -> None:
         f"{command} features get customer_activity --key customer_id=<id> --now 2026-02-15",
         f"{command} contract check {CONTRACT} data/{latest.name} --report report.html",
         f"{command} serve fraud@production   [dim]# then open http://127.0.0.1:8000/docs[/]",
+        *_monitor_steps(command, watched),
     ):
         console.print(f"  {line}")
 
