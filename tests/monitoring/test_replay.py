@@ -20,7 +20,7 @@ from shipyard import Entity, FeatureStore, FeatureView, RequestFeatures, pipelin
 from shipyard.core.project import Project
 from shipyard.errors import MonitoringError
 from shipyard.features import Source
-from shipyard.monitoring.replay import ReplaySummary, replay
+from shipyard.monitoring._replay import ReplaySummary, replay
 from shipyard.registry.registry import Registry
 from shipyard.serving.log import PredictionLog, read_log
 from shipyard.serving.model import ServedModel, load_served

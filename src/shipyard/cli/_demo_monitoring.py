@@ -2,7 +2,7 @@
 
 For each replayed day the upstream team's generator makes the day's payments (from the
 third week on with a growing drift and more and more of the new ``crypto`` category),
-``fraud@production`` scores them through :func:`shipyard.monitoring.replay.replay` into
+``fraud@production`` scores them through :func:`shipyard.monitoring._replay.replay` into
 the project's prediction log, stamped with their own times, and the day is delivered as
 ``data/transactions_<day>.parquet`` with its chargebacks added to ``data/labels.parquet``
 (each with the time it arrives). Every ``refresh_days`` days the online store catches up
@@ -121,7 +121,7 @@ class _Production:
 
     def replay_day(self, index: int, log: Any) -> None:
         """Score the day's payments into ``log``, then deliver them and their labels."""
-        from shipyard.monitoring.replay import replay
+        from shipyard.monitoring._replay import replay
 
         day = self.start + dt.timedelta(days=index)
         drift = _ramp(index, self.days)
@@ -325,7 +325,7 @@ LABEL_DELAY_DAYS = 28  # the chargebacks known four weeks after the last replaye
 def _weekly_cron(project: Any, done: dict[str, Any], console: Any) -> None:
     """``shipyard monitor`` each Monday, as cron would run it: alerts fire once and stay."""
     from shipyard.monitoring.alerts import LogNotifier
-    from shipyard.monitoring.monitor import monitor
+    from shipyard.monitoring._monitor import monitor
 
     notifier = LogNotifier(project.settings.state_dir / "monitoring" / "alerts.jsonl")
     console.print("   A cron job ran [bold]shipyard monitor[/] every Monday (no labels yet):")
@@ -373,7 +373,7 @@ def _retrain_story(
     project: Any, directory: Path, done: dict[str, Any], console: Any
 ) -> dict[str, Any]:
     from shipyard.cli.monitor import windows_table
-    from shipyard.monitoring.monitor import monitor
+    from shipyard.monitoring._monitor import monitor
     from shipyard.monitoring.report import write_report
 
     since, until = done["first_ts"], done["last_ts"]

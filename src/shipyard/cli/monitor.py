@@ -56,7 +56,7 @@ def monitor(
 ) -> None:
     """Compare recent traffic with the training reference; alert; optionally retrain."""
     from shipyard.cli._console import current_project
-    from shipyard.monitoring.monitor import monitor as run_monitor
+    from shipyard.monitoring._monitor import monitor as run_monitor
     from shipyard.monitoring.settings import MonitorSettings
 
     project = current_project()
@@ -133,6 +133,7 @@ def show(result: dict[str, Any], report: Path | None = None) -> None:
         console.print(f"[yellow]![/] {escape(message)}")
     console.print(windows_table(result))
     _show_alerts(result)
+    _show_unknown(result)
     if retrain := result.get("retrain"):
         _show_retrain(retrain)
     if report is not None:
@@ -201,6 +202,16 @@ def _show_alerts(result: dict[str, Any]) -> None:
         console.print(
             f"  [{style}]{alert['severity']}[/] {escape(alert['alert'])}: {escape(alert['message'])}"
         )
+
+
+def _show_unknown(result: dict[str, Any]) -> None:
+    """Rules whose signal no window measured: a misspelled name, or data not there yet."""
+    for event in result["alerts"]:
+        if event["status"] == "unknown":
+            console.print(
+                f"[yellow]?[/] rule {escape(event['alert'])}: {escape(event['message'])} "
+                "[dim](check the signal's name in docs/monitoring.md)[/]"
+            )
 
 
 def _show_retrain(retrain: dict[str, Any]) -> None:

@@ -49,7 +49,7 @@ class MonitorResult:
         return list(self.data["windows"])
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able values (see ``/tmp`` docs/monitoring.md for the shape)."""
+        """Plain JSON-able values (docs/monitoring.md describes the shape)."""
         return {**self.data, "exit_code": self.exit_code}
 
 
