@@ -32,7 +32,9 @@ def test_the_demo_trains_the_fraud_model_and_records_every_step(
 ) -> None:
     demo = tmp_path / "demo"
     done = shipyard(
-        ["demo", str(demo), "--days", "45", "--rows-per-day", "2000"], tmp_path, cli_env
+        ["demo", str(demo), "--days", "45", "--rows-per-day", "2000", "--weeks", "4"],
+        tmp_path,
+        cli_env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "45 daily batches" in done.stdout
@@ -49,12 +51,22 @@ def test_the_demo_trains_the_fraud_model_and_records_every_step(
     card = (demo / "reports" / "fraud-1-card.html").read_text()
     assert "production" in card and "payments-ml" in card
     assert "Gate" in (demo / "reports" / "fraud-1-evaluation.html").read_text()
-    assert len(list((demo / "data").glob("transactions_*.parquet"))) == 45
+    assert len(list((demo / "data").glob("transactions_*.parquet"))) == 45 + 4 * 7  # + replayed
+
+    # Weeks in production: the cron runs alert once per episode, the chargebacks reveal the
+    # value drop, and retraining runs the pipeline and the gate.
+    assert "unknown-values fired" in done.stdout and "input-drift fired" in done.stdout
+    assert "value-drop" in done.stdout and "Retraining (value-drop)" in done.stdout
+    assert "gate" in done.stdout.split("Retraining (value-drop)")[1]
+    assert "Monitoring" in (demo / "reports" / "monitoring.html").read_text()
 
     listed = json.loads(shipyard(["runs", "list", "--json"], demo, cli_env).stdout)
-    # the model that went to production, then the weaker candidate the gate refused
-    assert [(r["pipeline"], r["status"]) for r in listed] == [("training", "completed")] * 2
-    first = min(listed, key=lambda r: r["started_at"])
+    training = [r for r in listed if r["pipeline"] == "training"]
+    # the model that went to production, the weaker candidate the gate refused, and the
+    # candidate that monitoring retrained
+    assert [r["status"] for r in training] == ["completed"] * 3
+    assert {r["pipeline"] for r in listed} == {"training", "deliveries"}
+    first = min(training, key=lambda r: r["started_at"])
     shown = json.loads(shipyard(["runs", "show", first["id"][:8], "--json"], demo, cli_env).stdout)
     assert [s["name"] for s in shown["steps"]] == STEPS
     assert {s["status"] for s in shown["steps"]} == {"completed"}
@@ -64,10 +76,12 @@ def test_the_demo_trains_the_fraud_model_and_records_every_step(
 
     again = json.loads(shipyard(["run", "training", "--json"], demo, cli_env).stdout)
     statuses = {s["name"]: s["status"] for s in again["steps"]}
-    # Loaders always read the files; everything after them is a cache hit.
+    # Loaders always read the files; what follows is a cache hit. (The replayed weeks'
+    # chargebacks joined the label feed, so the training set is rebuilt, to equal bytes.)
     assert statuses == {
         **dict.fromkeys(STEPS, "cached"),
         "ingest": "completed",
         "load_labels": "completed",
+        "build_training_set": statuses["build_training_set"],
     }
     assert again["metrics"]["roc_auc"] == shown["metrics"]["roc_auc"]

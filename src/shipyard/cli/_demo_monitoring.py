@@ -328,7 +328,7 @@ def _weekly_cron(project: Any, done: dict[str, Any], console: Any) -> None:
     from shipyard.monitoring._monitor import monitor
 
     notifier = LogNotifier(project.settings.state_dir / "monitoring" / "alerts.jsonl")
-    console.print("   A cron job ran [bold]shipyard monitor[/] every Monday (no labels yet):")
+    console.print("   A weekly cron job ran [bold]shipyard monitor[/] (no labels yet):")
     first, end = done["first_ts"], done["last_ts"]
     monday = first + dt.timedelta(days=7)
     while monday <= end:
@@ -421,8 +421,17 @@ def _show_retrained(retrained: dict[str, Any], console: Any) -> None:
     if gate := retrained.get("gate"):
         for line in gate["summary"].splitlines():
             console.print(f"   {escape(line)}")
-        verdict = "promoted to [bold]production[/]" if retrained["promoted"] else "not promoted"
-        console.print(f"   The candidate {verdict}: the gate, not the alert, decides.")
+        mine, theirs = gate.get("candidate") or {}, gate.get("production") or {}
+        if "value_per_1000" in mine and "value_per_1000" in theirs:
+            console.print(
+                f"   On the newest days: value per 1,000 payments {mine['value_per_1000']:,.0f} "
+                f"EUR (production: {theirs['value_per_1000']:,.0f}), recall "
+                f"{mine.get('recall', 0):.1%} (production: {theirs.get('recall', 0):.1%})."
+            )
+        verdict = (
+            "was promoted to [bold]production[/]" if retrained["promoted"] else ("was not promoted")
+        )
+        console.print(f"   The candidate {verdict}: the gate decides, not the alert.")
 
 
 def _agree_contract(directory: Path, console: Any) -> None:

@@ -74,7 +74,12 @@ def retrain(
         against=alias,
         context={"data": f"run {run.id[:8]}: {config.test}", "retrained_by": list(triggered_by)},
     )
-    done["gate"] = {"passed": gated.gate.passed, "summary": gated.gate.summary()}
+    done["gate"] = {
+        "passed": gated.gate.passed,
+        "summary": gated.gate.summary(),
+        "candidate": _headline(gated.evaluation),
+        "production": _headline(gated.baseline_evaluation),
+    }
     if gated.gate.passed and config.promote:
         registry.promote(
             current.name,
@@ -85,6 +90,15 @@ def retrain(
         )
         done["promoted"] = True
     return done
+
+
+def _headline(evaluation: Any) -> dict[str, Any] | None:
+    """The figures a person compares first: value, recall, precision, ROC AUC."""
+    if evaluation is None:
+        return None
+    overall = evaluation.metrics.get("overall", {})
+    keys = ("value_per_1000", "recall", "precision", "roc_auc")
+    return {k: overall[k] for k in keys if k in overall}
 
 
 def _test_rows(run: Any, config: Retrain) -> Any:
