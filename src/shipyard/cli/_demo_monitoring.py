@@ -323,9 +323,9 @@ LABEL_DELAY_DAYS = 28  # the chargebacks known four weeks after the last replaye
 
 
 def _weekly_cron(project: Any, done: dict[str, Any], console: Any) -> None:
-    """``shipyard monitor`` each Monday, as cron would run it: alerts fire once and stay."""
-    from shipyard.monitoring.alerts import LogNotifier
+    """``shipyard monitor`` once a week, as cron would run it: alerts fire once and stay."""
     from shipyard.monitoring._monitor import monitor
+    from shipyard.monitoring.alerts import LogNotifier
 
     notifier = LogNotifier(project.settings.state_dir / "monitoring" / "alerts.jsonl")
     console.print("   A weekly cron job ran [bold]shipyard monitor[/] (no labels yet):")

@@ -59,8 +59,8 @@ def evaluate(
     fairness and latency checks apply. The decision is recorded on the candidate unless
     --no-record. Exit 0 gate passed, 1 gate failed, 2 bad input (unknown version,
     unreadable data, missing columns, broken objectives)."""
-    from shipyard.monitoring.gating import gate_version
     from shipyard.evaluation.report import write_report
+    from shipyard.monitoring.gating import gate_version
     from shipyard.registry.registry import Registry
 
     project = current_project()

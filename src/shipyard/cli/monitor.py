@@ -77,6 +77,7 @@ def monitor(
         )
     for notifier in notifiers:
         notifier.close(timeout=5.0)
+    _warn_undelivered(notifiers)
     if report is not None:
         from shipyard.monitoring.report import write_report
 
@@ -99,6 +100,20 @@ def _moment(text: str | None, option: str) -> dt.datetime | None:
             param_hint=option,
         ) from None
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
+
+
+def _warn_undelivered(notifiers: list[Any]) -> None:
+    """Alerts a notifier gave up on (a webhook down or refusing them), said on stderr: the
+    monitoring result and exit code stand."""
+    from shipyard.cli._console import err_console
+
+    for notifier in notifiers:
+        for failure in getattr(notifier, "failures", []):
+            err_console.print(
+                f"[yellow]warning:[/] alert {escape(failure.alert)} ({failure.status}) was not "
+                f"delivered after {failure.attempts} attempt(s): {escape(failure.reason)}",
+                soft_wrap=True,
+            )
 
 
 def _notifiers(project: Any, settings: Any, model: str | None, *, terminal: bool) -> list[Any]:
@@ -200,7 +215,8 @@ def _show_alerts(result: dict[str, Any]) -> None:
     for alert in firing:
         style = SEVERITY_STYLE.get(alert["severity"], "white")
         console.print(
-            f"  [{style}]{alert['severity']}[/] {escape(alert['alert'])}: {escape(alert['message'])}"
+            f"  [{style}]{alert['severity']}[/] {escape(alert['alert'])}: "
+            f"{escape(alert['message'])}"
         )
 
 

@@ -62,14 +62,14 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from shipyard.monitoring._monitor import MonitorResult, monitor
+    from shipyard.monitoring._replay import replay
     from shipyard.monitoring.alerts import AlertBook, AlertRule
     from shipyard.monitoring.drift import DriftResult, DriftRule, DriftSettings, detect_drift
     from shipyard.monitoring.labels import LabelStore
-    from shipyard.monitoring._monitor import MonitorResult, monitor
     from shipyard.monitoring.performance import estimated, realised
     from shipyard.monitoring.profile import ReferenceProfile, build_profile
     from shipyard.monitoring.reference import profile_version
-    from shipyard.monitoring._replay import replay
     from shipyard.monitoring.settings import MonitorSettings
     from shipyard.monitoring.window import read_window
 

@@ -17,7 +17,7 @@ Choices worth knowing:
   ``serving.log.SCHEMA``) is skipped; :attr:`LogWindow.skipped` holds one message per
   such file, naming it, and the rest of the log is still read. ``.parquet.tmp`` files
   (a flush in progress, or one a crash interrupted) are never read.
-- JSON is decoded as newline-delimited JSON, many times faster than per-row decoding,
+- JSON is decoded as newline-delimited JSON (see ``_ndjson``), both columns in parallel,
   each JSON column parsed only for the fields it carries in a sample of up to
   ``INFER_ROWS`` rows spread over the window (the first and last included); a field no
   sampled row carries is looked for in every row. An input and a feature with the same
@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-import pyarrow as pa
 
 from shipyard.errors import MonitoringError
+from shipyard.monitoring._ndjson import decode_columns, infer_dtypes, present
 from shipyard.serving.log import SCHEMA
 
 __all__ = ["INFER_ROWS", "LogWindow", "WindowSlice", "read_window", "split_windows"]
@@ -232,12 +232,8 @@ def _decode(
                 missing.append(name)
         if owner is not None:
             plans[owner][name] = dtype
-    columns: list[pl.Series] = []
-    uncastable: dict[str, int] = {}
-    for column, plan in plans.items():
-        decoded, failures = decode_objects(frame[column], plan)
-        columns.extend(decoded.get_columns())
-        uncastable |= failures
+    frames, uncastable = decode_columns({column: frame[column] for column in plans}, plans)
+    columns = [column for decoded in frames for column in decoded.get_columns()]
     columns.extend(pl.Series(name, [None] * frame.height, dtypes[name]) for name in missing)
     if not frame.height:
         columns = [pl.Series(name, [], dtype) for name, dtype in dtypes.items()]
@@ -361,121 +357,3 @@ def _to_us(moment: datetime) -> int:
 
 def _from_us(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
-
-
-def decode_objects(
-    values: pl.Series, dtypes: Mapping[str, pl.DataType]
-) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Decode a column of JSON objects into one column per field of ``dtypes``.
-
-    Returns:
-        The decoded frame (one row per value; a null, empty or non-object value gives a
-        row of nulls) and, per field, how many values could not be cast to its dtype.
-    """
-    if not dtypes:
-        return pl.DataFrame(height=len(values)), {}
-    data = _ndjson(values)
-    native = {name: _native(dtype) for name, dtype in dtypes.items()}
-    try:
-        parsed = pl.read_ndjson(data, schema=native) if len(values) else pl.DataFrame(schema=native)
-    except pl.exceptions.ComputeError:  # a value of another type: read as text, then cast
-        parsed = _read_text(data, values.name, list(dtypes))
-    decoded: list[pl.Series] = []
-    failures: dict[str, int] = {}
-    for name, dtype in dtypes.items():
-        column, failed = _cast(parsed[name], dtype)
-        decoded.append(column)
-        if failed:
-            failures[name] = failed
-    return pl.DataFrame(decoded), failures
-
-
-def _ndjson(values: pl.Series) -> bytes:
-    """The values as newline-delimited JSON, one line per value (so rows stay aligned)."""
-    text = values.fill_null("{}")
-    odd = ~text.str.starts_with("{") | text.str.contains("[\r\n]")
-    if odd.any():  # an odd value gets one line too: "{}" or its line breaks made spaces
-        text = pl.select(
-            pl.when(text.str.starts_with("{"))
-            .then(text.str.replace_all("[\r\n]", " "))
-            .otherwise(pl.lit("{}"))
-        ).to_series()
-    array = (text + "\n").to_arrow()
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    array = array.cast(pa.large_string())
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)
-    first, last = offsets[array.offset], offsets[array.offset + len(array)]
-    return bytes(memoryview(array.buffers()[2])[first:last])
-
-
-def _native(dtype: pl.DataType) -> pl.DataType:
-    """The dtype JSON is parsed into before the cast: Int64, Float64, Boolean or String."""
-    if dtype.is_integer():
-        return pl.Int64()
-    if dtype.is_float():
-        return pl.Float64()
-    if isinstance(dtype, pl.Boolean):
-        return pl.Boolean()
-    if isinstance(dtype, pl.List | pl.Struct | pl.Array):
-        return dtype
-    return pl.String()
-
-
-def _read_text(data: bytes, column: str, names: list[str]) -> pl.DataFrame:
-    try:
-        return pl.read_ndjson(data, schema=dict.fromkeys(names, pl.String()))
-    except pl.exceptions.ComputeError as exc:
-        raise _not_json(column, exc) from exc
-
-
-def _not_json(column: str, exc: Exception) -> MonitoringError:
-    return MonitoringError(
-        f"The log's {column} column holds text that is not JSON ({exc}); the segments "
-        "were not written by shipyard's PredictionLog, or were altered. Find the "
-        "segment with read_log() and move it out of the log's folder."
-    )
-
-
-def _cast(column: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, int]:
-    if column.dtype == dtype:
-        return column, 0
-    if isinstance(dtype, pl.Boolean) and column.dtype == pl.String:
-        lowered = column.str.to_lowercase()
-        cast = lowered.replace_strict({"true": True, "false": False}, default=None)
-        cast = cast.cast(pl.Boolean)
-    elif column.dtype == pl.String and isinstance(dtype, pl.Datetime | pl.Date):
-        cast = _parse_time(column, dtype)
-    else:
-        cast = column.cast(dtype, strict=False)
-    return cast, cast.null_count() - column.null_count()
-
-
-def present(values: pl.Series, name: str) -> bool:
-    """Whether any JSON object of ``values`` has the key ``name`` (even with a null value)."""
-    keys = (f'"{name}":', f'"{name}" :')
-    return any(bool(values.str.contains(key, literal=True).any()) for key in keys)
-
-
-def infer_dtypes(values: pl.Series) -> dict[str, pl.DataType]:
-    """Field dtypes of a (small) column of JSON objects (Null when only nulls were seen)."""
-    if not len(values):
-        return {}
-    try:
-        sample = pl.read_ndjson(_ndjson(values), infer_schema_length=None)
-    except pl.exceptions.ComputeError as exc:
-        raise _not_json(values.name, exc) from exc
-    return dict(sample.schema)
-
-
-def _parse_time(column: pl.Series, dtype: pl.Datetime | pl.Date) -> pl.Series:
-    """ISO 8601 text as ``dtype``; times with an offset are converted to its zone."""
-    if isinstance(dtype, pl.Date):
-        return column.str.to_date(strict=False)
-    parsed = column.str.to_datetime(time_unit=dtype.time_unit, strict=False)
-    zone = parsed.dtype.time_zone if isinstance(parsed.dtype, pl.Datetime) else None
-    if zone is None:
-        return parsed.dt.replace_time_zone(dtype.time_zone)
-    if dtype.time_zone is None:
-        return parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-    return parsed.dt.convert_time_zone(dtype.time_zone)
