@@ -31,7 +31,7 @@ keeps working for callers who do not know shipyard::
     │   ├── BatcherClosedError
     │   └── PredictionLogClosedError
     ├── ScoreCountError(ValueError)          a model returned another number of scores than rows
-    ├── MonitoringError(ValueError)          monitoring settings, labels or a log that cannot be used
+    ├── MonitoringError(ValueError)          settings, labels or a log monitoring cannot use
     │   └── MonitoringConfigError(ConfigError) a [monitoring] table that cannot be checked
     ├── RunNotFoundError(LookupError)
     ├── StepFailedError(RuntimeError)        a step raised; carries the step and run
