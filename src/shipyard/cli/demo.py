@@ -252,6 +252,7 @@ def _refuse_worse(project: Any) -> None:
 def _gate_run(project: Any, run: Any, against: str = "production") -> tuple[Any, str, Any, Any]:
     """Register a training run's model, then gate it against ``fraud@against`` on the
     run's test days, both scored now (as ``shipyard evaluate`` does)."""
+    from shipyard.monitoring import profile_version
     from shipyard.monitoring.gating import gate_version
     from shipyard.registry.registry import Registry
 
@@ -266,6 +267,7 @@ def _gate_run(project: Any, run: Any, against: str = "production") -> tuple[Any,
         lineage={"training_window": {"start": run.params["start"], "end": run.params["end"]}},
         description="Scores card payments for fraud.",
     )
+    profile_version(project, version.ref)  # the reference monitoring compares production with
     gated = gate_version(
         project,
         version,

@@ -71,13 +71,22 @@ def register(
         str | None, typer.Option(help="The model's input columns, a,b,c (kept in its lineage).")
     ] = None,
     description: Annotated[str, typer.Option(help="What this version is.")] = "",
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile/--no-profile",
+            help="Profile the training data and the model's scores now, as the reference "
+            "monitoring compares production with (needs --features).",
+        ),
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Register the model a run's step stored as a new version of NAME.
 
     The version records the run's lineage: the contracts its ingestion checked, the
-    feature view versions its training set used, params, seed and git commit. Exit 2
-    for an unknown run, step or output."""
+    feature view versions its training set used, params, seed and git commit; with
+    --features, the reference profile that monitoring compares production with is kept
+    with it. Exit 2 for an unknown run, step or output."""
     from shipyard.core.run import Run
 
     registry = _registry()
@@ -86,10 +95,26 @@ def register(
     version = registry.register_run(
         name, trained, step=step, output=output, features=columns, description=description
     )
+    profiled, why = None, ""
+    if profile and columns:
+        from shipyard.errors import MonitoringError
+        from shipyard.monitoring import profile_version
+
+        try:
+            profiled = profile_version(registry.project, version.ref)
+        except MonitoringError as exc:  # registering still succeeds; monitoring says why
+            why = str(exc)
     if as_json:
         print_json(asdict(version))
         return
     console.print(f"Registered [bold]{escape(version.ref)}[/] from run {trained.id[:8]}.")
+    if profiled is not None:
+        console.print(
+            f"Reference profile for monitoring: {len(profiled.columns)} columns of "
+            f"{profiled.rows:,} training rows."
+        )
+    elif why:
+        console.print(f"[yellow]No reference profile for monitoring:[/] {escape(why)}")
 
 
 @app.command("show")
