@@ -30,10 +30,19 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from shipyard.errors import EvaluationError, MonitoringError
 from shipyard.evaluation import metrics as m
 from shipyard.evaluation.objectives import METRICS, Fairness, FairnessLimit, Objectives
-from shipyard.evaluation.threshold import OutcomeValues, value_per_1000
+from shipyard.evaluation.threshold import value_per_1000
+from shipyard.monitoring._cbpe import CALIBRATION_ASSUMPTION, MAX_CALIBRATION_ERROR, estimated
+from shipyard.monitoring._performance_inputs import (
+    _NO_ROWS,
+    _labels,
+    _outcome_values,
+    _ratio,
+    _require,
+    _scores,
+    _threshold,
+)
 
 __all__ = [
     "CALIBRATION_ASSUMPTION",
@@ -43,17 +52,10 @@ __all__ = [
     "realised",
 ]
 
-MAX_CALIBRATION_ERROR = 0.02
-"""Above this expected calibration error (10 bins, as at evaluation) ``estimated`` warns."""
-CALIBRATION_ASSUMPTION = (
-    "estimated from the scores alone (CBPE), assuming they are calibrated probabilities: "
-    "right while the model stays calibrated on today's traffic, wrong under concept drift"
-)
 _COMPARED = (
     *(name for name in METRICS if not name.startswith("latency_")),
     "expected_calibration_error",
 )
-_NO_ROWS = "the window has no rows (no traffic), so there is nothing to measure"
 
 
 # --------------------------------------------------------------------------- realised
@@ -235,147 +237,6 @@ def _all(verdicts: Sequence[bool | None]) -> bool | None:
     return None if None in verdicts else True
 
 
-# --------------------------------------------------------------------------- estimated
-
-
-def estimated(
-    frame: pl.DataFrame,
-    *,
-    threshold: float,
-    objectives: Objectives | None = None,
-    score: str = "score",
-    calibration_error: float | None = None,
-    max_calibration_error: float = MAX_CALIBRATION_ERROR,
-) -> dict[str, Any]:
-    """Performance and business value expected from the scores alone (CBPE), no labels.
-
-    Assumes the scores are calibrated probabilities (see the module docstring); the result
-    is marked ``estimated`` and carries that assumption.
-
-    Args:
-        frame: The window: ``score`` in [0, 1] and the columns the decision values read.
-        threshold: The model's decision threshold (flag when ``score >= threshold``).
-        objectives: Decision values give ``value_per_1000`` and ``value``.
-        score: The score column.
-        calibration_error: The expected calibration error of the model on its reference
-            data (``metrics["overall"]["expected_calibration_error"]`` of the evaluation at
-            promotion); above ``max_calibration_error`` a ``calibration_warning`` is set.
-        max_calibration_error: The calibration error above which the estimate is suspect.
-
-    Returns:
-        ``estimated`` (True), ``assumption``, ``rows``, ``threshold``, ``metrics``
-        (``precision``, ``recall``, ``tpr``, ``fpr``, ``tnr``, ``accuracy``, ``f1``,
-        ``selection_rate``, ``roc_auc`` (NannyML's estimate), ``positives`` (expected count,
-        a float), ``count``, ``confusion`` (expected ``tp``, ``fp``, ``fn``, ``tn``), and
-        ``value_per_1000``, ``value`` with decision values; None where a ratio is 0/0),
-        ``standard_errors`` (how far the realised ``precision``, ``recall`` and
-        ``value_per_1000`` are expected to scatter around the estimate, given the scores),
-        ``calibration_warning`` (None or the reason). An empty window gives empty
-        ``metrics`` and a ``note``.
-
-    Raises:
-        MonitoringError: No score column, or scores missing, not finite or outside [0, 1].
-    """
-    limit = _threshold(threshold)
-    _require(frame, [score], "estimated performance")
-    result: dict[str, Any] = {
-        "estimated": True,
-        "assumption": CALIBRATION_ASSUMPTION,
-        "rows": frame.height,
-        "threshold": limit,
-        "metrics": {},
-        "standard_errors": {},
-        "calibration_warning": _calibration_warning(calibration_error, max_calibration_error),
-    }
-    if frame.height == 0:
-        result["note"] = _NO_ROWS
-        return result
-    scores = _probabilities(frame[score], score)
-    flagged = scores >= limit
-    result["metrics"] = _expected_metrics(scores, flagged)
-    result["standard_errors"] = _standard_errors(scores, flagged)
-    if objectives is not None and objectives.values is not None:
-        values = _outcome_values(objectives, frame).broadcast(frame.height)
-        if_positive = np.where(flagged, values.tp, values.fn)
-        if_negative = np.where(flagged, values.fp, values.tn)
-        total = float(np.sum(scores * if_positive + (1 - scores) * if_negative))
-        result["metrics"]["value_per_1000"] = total / frame.height * 1000
-        result["metrics"]["value"] = total
-        spread = math.sqrt(float(np.sum(scores * (1 - scores) * (if_positive - if_negative) ** 2)))
-        result["standard_errors"]["value_per_1000"] = spread / frame.height * 1000
-    return result
-
-
-def _expected_metrics(scores: np.ndarray, flagged: np.ndarray) -> dict[str, Any]:
-    tp = float(scores[flagged].sum())
-    fp = float(np.count_nonzero(flagged)) - tp
-    fn = float(scores[~flagged].sum())
-    tn = float(np.count_nonzero(~flagged)) - fn
-    n = scores.size
-    return {
-        "precision": _ratio(tp, tp + fp),
-        "recall": _ratio(tp, tp + fn),
-        "tpr": _ratio(tp, tp + fn),
-        "fpr": _ratio(fp, fp + tn),
-        "tnr": _ratio(tn, fp + tn),
-        "accuracy": (tp + tn) / n,
-        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-        "selection_rate": (tp + fp) / n,
-        "roc_auc": _expected_roc_auc(scores),
-        "positives": tp + fn,
-        "count": n,
-        "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
-    }
-
-
-def _expected_roc_auc(scores: np.ndarray) -> float | None:
-    """NannyML's CBPE ROC AUC: the ROC curve of the expected TP and FP counts at every
-    distinct score, each row counting ``p`` as a positive and ``1 - p`` as a negative."""
-    ranked = np.sort(scores)[::-1]
-    ends = np.append(np.flatnonzero(np.diff(ranked)), ranked.size - 1)  # last row per score
-    tp = np.cumsum(ranked)[ends]
-    fp = np.cumsum(1 - ranked)[ends]
-    if tp[-1] <= 0 or fp[-1] <= 0:
-        return None
-    tpr = np.append(0.0, tp / tp[-1])
-    fpr = np.append(0.0, fp / fp[-1])
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1])) / 2)
-
-
-def _standard_errors(scores: np.ndarray, flagged: np.ndarray) -> dict[str, float | None]:
-    """Standard deviation of the realised metric given the scores (labels ~ Bernoulli(p)):
-    exact for precision, the delta method for recall (a ratio of two independent sums)."""
-    variance = scores * (1 - scores)
-    n_flagged = int(np.count_nonzero(flagged))
-    tp, fn = float(scores[flagged].sum()), float(scores[~flagged].sum())
-    var_tp, var_fn = float(variance[flagged].sum()), float(variance[~flagged].sum())
-    recall = None
-    if tp + fn > 0:
-        recall = math.sqrt(fn**2 * var_tp + tp**2 * var_fn) / (tp + fn) ** 2
-    return {
-        "precision": math.sqrt(var_tp) / n_flagged if n_flagged else None,
-        "recall": recall,
-    }
-
-
-def _calibration_warning(error: float | None, ceiling: float) -> str | None:
-    if error is None:
-        return None
-    if not math.isfinite(error) or error < 0:
-        raise MonitoringError(
-            f"calibration_error must be a finite number >= 0 (an expected calibration "
-            f"error), got {error!r}; pass metrics['overall']['expected_calibration_error'] "
-            "of the evaluation at promotion, or None."
-        )
-    if error <= ceiling:
-        return None
-    return (
-        f"the model's expected calibration error at promotion was {error:.3g} (above "
-        f"{ceiling:g}): its scores are not reliable probabilities, so these estimates may be "
-        "off; calibrate the model (e.g. isotonic on validation data) or wait for labels"
-    )
-
-
 # --------------------------------------------------------------------------- comparison
 
 
@@ -444,100 +305,3 @@ def _fairness_pairs(now: Any, before: Mapping[str, Any]) -> dict[str, tuple[floa
 
 def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def _threshold(threshold: float) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-        raise MonitoringError(
-            f"threshold must be a number (the model's decision threshold), got {threshold!r}."
-        )
-    if math.isnan(threshold):
-        raise MonitoringError("threshold is NaN; pass the model's decision threshold.")
-    return float(threshold)
-
-
-def _require(frame: pl.DataFrame, columns: list[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        hint = " Attach labels first (monitoring.labels.attach)." if what.startswith("real") else ""
-        raise MonitoringError(
-            f"{what} needs the column(s) {missing}, which the window lacks; it has "
-            f"{', '.join(frame.columns) or 'no columns'}.{hint}"
-        )
-
-
-def _labels(series: pl.Series) -> np.ndarray:
-    """Non-null labels as a bool array; MonitoringError unless they are all 0 or 1."""
-    if series.is_empty():  # e.g. an all-null column of dtype Null: nothing to check
-        return np.zeros(0, dtype=bool)
-    if series.dtype == pl.Boolean:
-        return series.to_numpy().astype(bool)
-    if not series.dtype.is_numeric():
-        raise MonitoringError(
-            f"the label column {series.name!r} holds {series.dtype} values; expected 0/1 "
-            "(Int8, null while unknown). Map the labels to 0/1 when ingesting them, e.g. "
-            "1 for a chargeback, 0 for none."
-        )
-    values = series.cast(pl.Float64).to_numpy()
-    bad = values[(values != 0) & (values != 1)]
-    if bad.size:
-        found = list(dict.fromkeys(bad.tolist()))[:5]
-        raise MonitoringError(
-            f"the label column {series.name!r} must hold 0 or 1 (null while unknown); "
-            f"found {found} in {bad.size:,} of {values.size:,} labelled rows. Map the labels "
-            "to 0/1 when ingesting them, e.g. 1 for a chargeback, 0 for none."
-        )
-    flags: np.ndarray = values == 1
-    return flags
-
-
-def _scores(series: pl.Series, name: str) -> np.ndarray:
-    if not series.dtype.is_numeric():
-        raise MonitoringError(
-            f"the score column {name!r} holds {series.dtype} values; expected the model's "
-            "scores (Float64), as the prediction log writes them."
-        )
-    values = series.cast(pl.Float64).to_numpy()
-    bad = int(np.count_nonzero(~np.isfinite(values)))
-    if bad:
-        raise MonitoringError(
-            f"the score column {name!r} is null, NaN or infinite in {bad:,} of "
-            f"{values.size:,} rows; a logged prediction always has a score, so these rows "
-            "are not predictions. Drop them from the window."
-        )
-    return values
-
-
-def _probabilities(series: pl.Series, name: str) -> np.ndarray:
-    values = _scores(series, name)
-    low, high = float(values.min()), float(values.max())
-    if low < 0 or high > 1:
-        raise MonitoringError(
-            f"estimated performance (CBPE) reads scores as probabilities in [0, 1], but "
-            f"{name!r} ranges from {low:g} to {high:g}; log calibrated probabilities "
-            "(predict_proba), or rely on realised performance once labels arrive."
-        )
-    return values
-
-
-def _outcome_values(objectives: Objectives, frame: pl.DataFrame) -> OutcomeValues:
-    try:
-        found = objectives.values_for(frame)
-    except EvaluationError as exc:
-        raise MonitoringError(
-            f"the decision values cannot be computed on the monitoring window: {exc} Log "
-            "the columns [objectives.values] reads with the predictions."
-        ) from exc
-    return OutcomeValues(
-        tp=found["true_positive"],
-        fp=found["false_positive"],
-        fn=found["false_negative"],
-        tn=found["true_negative"],
-    )
-
-
-def _ratio(numerator: float, denominator: float) -> float | None:
-    return None if denominator == 0 else float(numerator / denominator)
