@@ -20,14 +20,17 @@ What it does:
   ``window+schema`` (``read_window(..., schema=...)``, the monitor's path: JSON decoded
   with the reference's dtypes) and ``window inferred`` (``read_window`` without schema).
 * Prints a markdown table of wall time (process CPU time, all threads, in brackets: the
-  figure to trust when other work shares the 2 cores); the issue's target is
-  ``window+schema`` under 2 s wall for 1M rows.
+  figure to trust when other work shares the 2 cores), then the load averages (as
+  ``uptime`` prints them) before and after the runs: wall times are only comparable
+  between runs made under the same load. The issue's target is ``window+schema`` under
+  2 s wall for 1M rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -162,6 +165,7 @@ def main() -> None:
     parser.add_argument("--layouts", default="300,10", help="segment counts, comma-separated")
     args = parser.parse_args()
     table = generate(args.rows, np.random.default_rng(SEED))
+    load_before = _load()
     since = table["ts"][0].as_py().replace(hour=0, minute=0, second=0, microsecond=0)
     until = since + timedelta(days=1)
     print(f"| {args.rows:,} predictions: wall (CPU) | scan | window+schema | window inferred |")
@@ -174,6 +178,11 @@ def main() -> None:
             size = args.rows // segments
             cells = " | ".join(f"{wall:.2f} s ({cpu:.2f} s)" for wall, cpu in figures)
             print(f"| {segments} segments of {size:,} rows | {cells} |")
+    print(f"\nload average (1, 5, 15 min): {load_before} before, {_load()} after")
+
+
+def _load() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":

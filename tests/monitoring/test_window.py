@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from shipyard.errors import MonitoringError
+from shipyard.monitoring._ndjson import decode_columns, decode_objects, ndjson
 from shipyard.monitoring.window import LOG_COLUMNS, WindowSlice, read_window, split_windows
 from shipyard.serving.log import SCHEMA, PredictionLog
 
@@ -346,3 +347,61 @@ def test_text_that_is_not_json_is_a_clear_error(tmp_path: Path) -> None:
     write(tmp_path, [[record(0, inputs_json='{"amount": oops}')]])
     with pytest.raises(MonitoringError, match="inputs_json column holds text that is not JSON"):
         read_window(tmp_path, schema={"amount": pl.Float64})
+
+
+def test_ndjson_gives_one_line_per_value_whatever_the_value() -> None:
+    values = pl.Series("inputs_json", [None, "", "[1]", '{\r\n"a": 1}', '{"a": 2}', " {}"])
+    text = ndjson(values)
+    assert text.count(b"\n") == len(values)
+    assert pl.read_ndjson(text, schema={"a": pl.Int64})["a"].to_list() == [
+        None,
+        None,
+        None,
+        1,
+        2,
+        None,
+    ]
+
+
+def test_ndjson_of_clean_values_is_the_values_joined(tmp_path: Path) -> None:
+    values = pl.Series("features_json", ['{"a":1}', '{"a":2,"b":"x"}', '{"a":3}', "{}"])
+    assert ndjson(values) == b'{"a":1}\n{"a":2,"b":"x"}\n{"a":3}\n{}\n'
+    assert ndjson(values.slice(1, 2)) == b'{"a":2,"b":"x"}\n{"a":3}\n'  # an offset array
+    chunked = pl.concat([values.slice(0, 1), values.slice(2, 1)], rechunk=False)
+    assert ndjson(chunked) == b'{"a":1}\n{"a":3}\n'
+
+
+def test_columns_decoded_in_parallel_match_one_by_one() -> None:
+    inputs = pl.Series("inputs_json", ['{"x": 1, "t": "1"}', '{"x": "two"}', None] * 50)
+    features = pl.Series("features_json", ['{"y": 0.5}', "[]", '{"y": 2, "z": true}'] * 50)
+    plans: dict[str, dict[str, pl.DataType]] = {
+        "inputs_json": {"x": pl.Int16(), "t": pl.Int64()},
+        "features_json": {"y": pl.Float32(), "z": pl.Boolean()},
+    }
+    frames, uncastable = decode_columns({"inputs_json": inputs, "features_json": features}, plans)
+    one_by_one = [
+        decode_objects(inputs, plans["inputs_json"]),
+        decode_objects(features, plans["features_json"]),
+    ]
+    assert [frame.to_dict(as_series=False) for frame in frames] == [
+        frame.to_dict(as_series=False) for frame, _ in one_by_one
+    ]
+    assert uncastable == {"x": 50} == one_by_one[0][1] | one_by_one[1][1]
+    assert frames[0]["x"].to_list()[:3] == [1, None, None]
+    assert frames[1]["y"].dtype == pl.Float32
+
+
+def test_decoding_no_values_gives_empty_typed_columns() -> None:
+    frame, failures = decode_objects(pl.Series("inputs_json", [], pl.String), {"a": pl.Int8()})
+    assert frame.schema == pl.Schema({"a": pl.Int8()})
+    assert frame.height == 0
+    assert failures == {}
+
+
+def test_text_that_is_not_json_names_its_column_when_both_are_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("shipyard.monitoring.window.INFER_ROWS", 2)  # rows 0 and 2 sampled
+    write(tmp_path, [[record(0), record(1, features_json='{"count_24h": oops}'), record(2)]])
+    with pytest.raises(MonitoringError, match="features_json column holds text that is not JSON"):
+        read_window(tmp_path, schema={"amount": pl.Float64, "count_24h": pl.Int64})
