@@ -9,6 +9,7 @@ Real files, real SQLite, the real replay path; nothing is mocked. The world is b
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,9 @@ def test_no_traffic_at_all_gives_empty_windows(world: World) -> None:
     assert [w["rows"] for w in result.windows] == [0, 0]
     assert result.to_dict()["log"]["rows"] == 0
     assert result.to_dict()["signals"] == {"rows": 0}
+    # the hint a person needs: when the log's newest prediction was made
+    newest = dt.datetime.fromisoformat(result.to_dict()["log"]["newest"])
+    assert END - DAY <= newest < END
 
 
 def test_since_after_until_is_refused(world: World) -> None:

@@ -144,6 +144,16 @@ def show(result: dict[str, Any], report: Path | None = None) -> None:
         f"{result['until'][:16]}, windows of {result['every']}; reference "
         f"{result['reference']['rows']:,} training rows."
     )
+    if result["log"]["rows"] == 0:
+        newest = result["log"].get("newest")
+        hint = (
+            f" The newest prediction in the log is from {newest[:16]}: pass --until to watch "
+            "an earlier range."
+            if newest
+            else " The log is empty: is the service logging to "
+            f"{escape(result['log']['directory'])}?"
+        )
+        console.print(f"[yellow]![/] No predictions in this range.{hint}")
     for message in result["log"]["skipped"]:
         console.print(f"[yellow]![/] {escape(message)}")
     console.print(windows_table(result))

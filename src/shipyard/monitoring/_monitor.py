@@ -254,13 +254,16 @@ class _Watch:
         return log
 
     def log_summary(self, log: Any) -> dict[str, Any]:
-        return {
+        summary = {
             "directory": str(self.log_dir),
             "rows": log.frame.height,
             "segments": log.segments,
             "skipped": list(log.skipped),
             "missing": list(getattr(log, "missing", [])),
         }
+        if log.frame.height == 0:
+            summary["newest"] = _newest(self.log_dir, self.version.name)
+        return summary
 
     def window(self, part: Any) -> dict[str, Any]:
         from shipyard.monitoring._parts import window_parts
@@ -271,6 +274,18 @@ class _Watch:
         from shipyard.monitoring._parts import service_slos
 
         service_slos(self, windows, metrics_text)
+
+
+def _newest(directory: Path, model: str) -> str | None:
+    """When the newest prediction of ``model`` anywhere in the log was made (for the hint
+    that the range watched holds none), or None for an empty log."""
+    from shipyard.serving.log import read_log
+
+    try:
+        newest = read_log(directory, model=model).select(pl.col("ts").max()).collect().item()
+    except pl.exceptions.PolarsError:  # a corrupted segment: read_window already said so
+        return None
+    return None if newest is None else newest.isoformat()
 
 
 def _with_labels(watch: _Watch, log: Any) -> Any:
