@@ -151,6 +151,37 @@ def test_realised_value_equals_a_direct_per_row_computation() -> None:
     assert found["value_per_1000"] == pytest.approx(per_row.sum() / known.height * 1000, rel=1e-12)
 
 
+def test_the_decisions_taken_count_not_todays_threshold() -> None:
+    # The window was served by an older version with threshold 0.2; the version now at
+    # the alias has 0.4. Value and recall are those of the decisions actually taken.
+    frame = window(4000, 5).with_columns(decision=(pl.col("score") >= 0.2).cast(pl.Int64))
+    known = frame.filter(pl.col("label").is_not_null())
+    y = known["label"].to_numpy() == 1
+    taken = known["score"].to_numpy() >= 0.2
+    amount = known["amount"].to_numpy()
+    per_row = np.select([~taken & y, taken & ~y], [-(amount + 15), -5.0], 0.0)
+
+    found = realised(frame, threshold=THRESHOLD, objectives=FRAUD, decision="decision")
+    by_threshold = realised(frame, threshold=THRESHOLD, objectives=FRAUD)
+
+    assert found["metrics"]["value"] == pytest.approx(per_row.sum(), rel=1e-12)
+    assert found["metrics"]["recall"] == pytest.approx(sk.recall_score(y, taken))
+    assert found["metrics"]["precision"] == pytest.approx(sk.precision_score(y, taken))
+    assert found["metrics"]["roc_auc"] == by_threshold["metrics"]["roc_auc"]  # no threshold
+    assert found["metrics"]["recall"] > by_threshold["metrics"]["recall"]
+    guess = estimated(frame, threshold=THRESHOLD, decision="decision")["metrics"]
+    scores = frame["score"].to_numpy()
+    assert guess["confusion"]["tp"] == pytest.approx(scores[scores >= 0.2].sum())
+
+
+def test_missing_decisions_are_refused_with_the_fix() -> None:
+    frame = window(100, 6).with_columns(
+        decision=pl.when(pl.int_range(pl.len()) == 3).then(None).otherwise(pl.col("decision"))
+    )
+    with pytest.raises(MonitoringError, match="1 rows have no 'decision'"):
+        realised(frame, threshold=THRESHOLD, decision="decision")
+
+
 def test_realised_fairness_gaps_equal_a_direct_groupby() -> None:
     frame = window(3000, 3).with_columns(
         pl.when(pl.int_range(pl.len()) % 97 == 0)

@@ -16,6 +16,7 @@ from shipyard.errors import MonitoringError
 from shipyard.evaluation.objectives import Objectives
 from shipyard.monitoring._performance_inputs import (
     _NO_ROWS,
+    _flags,
     _outcome_values,
     _probabilities,
     _ratio,
@@ -41,6 +42,7 @@ def estimated(
     score: str = "score",
     calibration_error: float | None = None,
     max_calibration_error: float = MAX_CALIBRATION_ERROR,
+    decision: str | None = None,
 ) -> dict[str, Any]:
     """Performance and business value expected from the scores alone (CBPE), no labels.
 
@@ -57,6 +59,9 @@ def estimated(
             data (``metrics["overall"]["expected_calibration_error"]`` of the evaluation at
             promotion); above ``max_calibration_error`` a ``calibration_warning`` is set.
         max_calibration_error: The calibration error above which the estimate is suspect.
+        decision: A column of the decisions actually taken (0/1), e.g. the logged
+            ``decision``: rows are flagged by it instead of by ``threshold``, which matters
+            when the window was served by versions with other thresholds.
 
     Returns:
         ``estimated`` (True), ``assumption``, ``rows``, ``threshold``, ``metrics``
@@ -87,7 +92,7 @@ def estimated(
         result["note"] = _NO_ROWS
         return result
     scores = _probabilities(frame[score], score)
-    flagged = scores >= limit
+    flagged = _flags(frame, decision, scores, limit)
     result["metrics"] = _expected_metrics(scores, flagged)
     result["standard_errors"] = _standard_errors(scores, flagged)
     if objectives is not None and objectives.values is not None:

@@ -166,7 +166,9 @@ def _performance(watch: Any, frame: pl.DataFrame) -> dict[str, Any] | None:
         or frame["label"].null_count() == frame.height
     ):
         return None
-    found: dict[str, Any] = realised(frame, threshold=watch.threshold, objectives=watch.objectives)
+    found: dict[str, Any] = realised(
+        frame, threshold=watch.threshold, objectives=watch.objectives, decision="decision"
+    )
     if watch.evaluation:
         found["against_promotion"] = against_promotion(found["metrics"], watch.evaluation)
     return found
@@ -177,7 +179,9 @@ def _estimated(watch: Any, frame: pl.DataFrame) -> dict[str, Any] | None:
 
     if frame.height == 0:
         return None
-    found: dict[str, Any] = estimated(frame, threshold=watch.threshold, objectives=watch.objectives)
+    found: dict[str, Any] = estimated(
+        frame, threshold=watch.threshold, objectives=watch.objectives, decision="decision"
+    )
     return found
 
 

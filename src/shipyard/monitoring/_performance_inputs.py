@@ -107,3 +107,20 @@ def _outcome_values(objectives: Objectives, frame: pl.DataFrame) -> OutcomeValue
 
 def _ratio(numerator: float, denominator: float) -> float | None:
     return None if denominator == 0 else float(numerator / denominator)
+
+
+def _flags(
+    frame: pl.DataFrame, decision: str | None, scores: np.ndarray, threshold: float
+) -> np.ndarray:
+    """Which rows were flagged: the ``decision`` column when given (what was decided),
+    else ``score >= threshold``."""
+    if decision is None:
+        return np.asarray(scores >= threshold)
+    _require(frame, [decision], "the decisions taken")
+    column = frame[decision]
+    if column.null_count():
+        raise MonitoringError(
+            f"{column.null_count()} rows have no {decision!r}; every logged prediction "
+            "carries its decision. Fill them, or leave decision unset to flag by threshold."
+        )
+    return np.asarray(column.cast(pl.Int64).to_numpy() != 0)

@@ -36,6 +36,7 @@ from shipyard.evaluation.threshold import value_per_1000
 from shipyard.monitoring._cbpe import CALIBRATION_ASSUMPTION, MAX_CALIBRATION_ERROR, estimated
 from shipyard.monitoring._performance_inputs import (
     _NO_ROWS,
+    _flags,
     _labels,
     _outcome_values,
     _ratio,
@@ -68,11 +69,13 @@ def realised(
     objectives: Objectives | None = None,
     label: str = "label",
     score: str = "score",
+    decision: str | None = None,
 ) -> dict[str, Any]:
     """Performance, business value and fairness on the labelled rows of a window.
 
-    A row is flagged when its score is ``>= threshold``, as at evaluation and in serving
-    (the logged ``decision`` column is not read).
+    A row is flagged when its score is ``>= threshold``, as at evaluation and in serving,
+    or, with ``decision``, by the decision actually taken (the logged ``decision``: right
+    when the window was served by versions with other thresholds).
     Rows whose label is null (not arrived yet) are counted but not measured, so the value
     is per 1,000 *labelled* decisions.
 
@@ -121,15 +124,37 @@ def realised(
         result["note"] = _no_labels(frame.height, label)
         return result
     scores = _scores(known[score], score)
+    flagged = _flags(known, decision, scores, limit)
     metrics = _metrics(truth, scores, limit)
+    if decision is not None:  # what was decided, whatever the threshold was then
+        metrics.update(_decided(truth, flagged))
     if objectives is not None and objectives.values is not None:
         values = _outcome_values(objectives, known)
-        metrics["value_per_1000"] = value_per_1000(truth, scores, limit, values)
+        metrics["value_per_1000"] = value_per_1000(truth, flagged.astype(float), 0.5, values)
         metrics["value"] = metrics["value_per_1000"] * known.height / 1000
     result["metrics"] = metrics
     if objectives is not None and objectives.fairness is not None:
-        result["fairness"] = _fairness(objectives.fairness, known, truth, scores >= limit)
+        result["fairness"] = _fairness(objectives.fairness, known, truth, flagged)
     return result
+
+
+def _decided(truth: np.ndarray, flagged: np.ndarray) -> dict[str, Any]:
+    """The metrics of the confusion matrix, from the decisions taken."""
+    tp = int(np.count_nonzero(truth & flagged))
+    fp = int(np.count_nonzero(flagged)) - tp
+    fn = int(np.count_nonzero(truth)) - tp
+    tn = truth.size - tp - fp - fn
+    return {
+        "accuracy": (tp + tn) / truth.size,
+        "precision": _ratio(tp, tp + fp),
+        "recall": _ratio(tp, tp + fn),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "selection_rate": (tp + fp) / truth.size,
+        "tpr": _ratio(tp, tp + fn),
+        "fpr": _ratio(fp, fp + tn),
+        "tnr": _ratio(tn, fp + tn),
+        "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
+    }
 
 
 def _no_labels(rows: int, label: str) -> str:
