@@ -291,7 +291,9 @@ def show_monitoring(
     arriving, the value drop found, the contract agreed anew, and retraining through the gate.
     """
     from shipyard.monitoring.reference import profile_version
+    from shipyard.registry.registry import Registry
 
+    served = Registry(project).get("fraud@production").ref  # what scores these weeks
     profile = profile_version(project, "fraud@production")
     console.print(
         f"\n[bold]10.[/] {weeks} weeks in production from {start}: each day's payments go "
@@ -316,7 +318,7 @@ def show_monitoring(
     )
     _weekly_cron(project, done, console)
     _chargebacks(project, directory, done, console)
-    return _retrain_story(project, directory, done, console)
+    return {**_retrain_story(project, directory, done, console), "served": served}
 
 
 LABEL_DELAY_DAYS = 28  # the chargebacks known four weeks after the last replayed day

@@ -291,11 +291,12 @@ def _report(run: Any, directory: Path) -> None:
 def _monitor_steps(command: str, watched: dict[str, Any] | None) -> list[str]:
     if watched is None:
         return []
-    since, until = watched["since"][:10], watched["until"][:10]
+    since, until, served = watched["since"][:10], watched["until"][:10], watched["served"]
     return [
-        f"{command} monitor --since {since} --until {until} --window 1d --report "
-        "reports/daily.html",
-        f"{command} monitor --since {since} --until {until} --json   [dim]# for CI and cron[/]",
+        f"{command} monitor {served} --since {since} --until {until} --window 1d --report "
+        f"reports/daily.html   [dim]# the version that served those weeks[/]",
+        f"{command} monitor {served} --since {since} --until {until} --json   "
+        "[dim]# for CI and cron[/]",
     ]
 
 
