@@ -162,6 +162,11 @@ def test_labels_ingest_of_a_missing_file_or_column_exits_2(
     source.write_text("id,label\ntx-0302-0,1\n", encoding="utf-8")
     wrong = shipyard(cli_env, world.root, "labels", "ingest", str(source))
     assert wrong.returncode == 2 and "'transaction_id'" in wrong.stderr
+    escape = shipyard(
+        cli_env, world.root, "labels", "ingest", str(source), "--model", "../../elsewhere"
+    )
+    assert escape.returncode == 2 and "is not a valid model name" in escape.stderr
+    assert not (world.root.parent / "elsewhere").exists()
 
 
 # -- monitor -------------------------------------------------------------------------------

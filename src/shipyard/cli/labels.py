@@ -80,4 +80,8 @@ def _model_name(ref: str | None) -> str:
             'name the model with --model fraud, or set [monitoring] model = "fraud@production"',
             param_hint="--model",
         )
-    return ref.partition("@")[0].partition(":")[0]
+    from shipyard.registry._lookup import check_model_name
+
+    name = ref.partition("@")[0].partition(":")[0]
+    check_model_name(name)  # it names a folder: no path may hide in it
+    return name
