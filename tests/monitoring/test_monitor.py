@@ -332,6 +332,12 @@ def test_a_retrain_rule_trains_gates_and_promotes_a_candidate_that_passes(world:
     assert candidate.lineage["retrained_by"] == ["amount-drift"]
     assert candidate.lineage["replaces"] == f"{MODEL}:1"
     assert f"shipyard.profile.{MODEL}.v2" in project.metadata.tags(str(candidate.run_id))
+    # The weeks before were answered by version 1: the new version's score is not compared
+    # with them (its inputs are).
+    after = monitor(project, REF, since=T0, until=END).windows[0]["drift"]["columns"]
+    assert after["score"]["tested"] is False
+    assert after["score"]["note"].startswith("no values in the window")
+    assert after["amount"]["tested"] is True
 
 
 def test_a_candidate_that_fails_the_gate_leaves_production_alone(world: World) -> None:

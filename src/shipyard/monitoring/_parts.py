@@ -132,6 +132,10 @@ def _drift(watch: Any, frame: pl.DataFrame) -> Any:
 
     if frame.height == 0:
         return None
+    # The inputs are compared whichever version answered; the score only where the version
+    # watched answered (another version's scores come from another model).
+    mine = pl.col("model_version") == str(watch.version.version)
+    frame = frame.with_columns(pl.when(mine).then(pl.col(SCORE)).alias(SCORE))
     return detect_drift(watch.profile, frame, watch.settings.drift)
 
 
