@@ -17,6 +17,7 @@ training pipeline; the candidate then goes through the gate.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -298,11 +299,4 @@ def _with_labels(watch: _Watch, log: Any) -> Any:
     stored = store.read("request_id" if by_request else "entity").select(pl.len()).collect()
     labelled = int(frame["label"].is_not_null().sum()) if "label" in frame.columns else 0
     watch.labels_summary = {"stored": int(stored.item()), "attached": labelled}
-    return dataclass_replace(log, frame=frame)
-
-
-def dataclass_replace(obj: Any, **changes: Any) -> Any:
-    """``dataclasses.replace`` for the window helper's result (a dataclass)."""
-    import dataclasses
-
-    return dataclasses.replace(obj, **changes)
+    return dataclasses.replace(log, frame=frame)
