@@ -303,7 +303,7 @@ def service() -> Iterator[tuple[str, list[dict[str, str]]]]:
             self.wfile.write(text if allowed else b"missing or wrong token")
 
         def log_message(self, format: str, *args: Any) -> None:
-            pass
+            """Quiet: the test reads what arrived, not the server's log."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -30,6 +30,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -160,11 +161,9 @@ def _read_segments(
     """All rows of the segments that pass the filters; corrupted segments skipped."""
     if not files:
         return _LOG_SCHEMA.to_frame(), [], 0
-    try:  # fast path: every segment at once
+    with contextlib.suppress(*_UNREADABLE):  # fast path: every segment at once
         scan = pl.scan_parquet(files, schema=_LOG_SCHEMA)
         return _filter(scan, since, until, model, shadow).collect(), [], len(files)
-    except _UNREADABLE:
-        pass
     frames: list[pl.DataFrame] = []
     skipped: list[str] = []
     for path in files:  # slow path: find the segments that cannot be read
