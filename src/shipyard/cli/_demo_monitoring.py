@@ -445,6 +445,9 @@ def _agree_contract(directory: Path, console: Any) -> None:
     old = Contract.load(path)
     text = path.read_text(encoding="utf-8")
     new_text = text.replace("pharmacy, gift_cards]", "pharmacy, gift_cards, crypto]", 1)
+    if new_text == text:  # the example's contract was edited: say so rather than guess
+        console.print("   (The contract's merchant categories were edited; 'crypto' not added.)")
+        return
     major, minor, *_ = old.version.split(".")
     new_text = new_text.replace(
         f"version: {old.version}", f"version: {major}.{int(minor) + 1}.0", 1
