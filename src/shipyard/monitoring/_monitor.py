@@ -104,8 +104,7 @@ def monitor(
     every = every or settings.every
     window_size(every, "--window")
     evaluation = registry.evaluation(version) or {}
-    watch = _Watch(project, settings, version, profile, evaluation)
-    watch.until = until
+    watch = _Watch(project, settings, version, profile, evaluation, until)
     say("prediction log")
     log = watch.read(log_dir, since, until)
     say("windows")
@@ -222,6 +221,7 @@ class _Watch:
         version: Any,
         profile: Any,
         evaluation: Mapping[str, Any],
+        until: dt.datetime,
     ) -> None:
         from shipyard.evaluation.objectives import Objectives
         from shipyard.monitoring._health import ContractHealth
@@ -237,7 +237,7 @@ class _Watch:
         self.objectives = Objectives.from_project(project)
         self.health = None if settings.contract is None else ContractHealth(settings.contract)
         self.labels_summary: dict[str, Any] | None = None
-        self.until = dt.datetime.now(dt.UTC)
+        self.until = until
         self.service: dict[str, Any] = {}
 
     def read(self, log_dir: Path | None, since: dt.datetime, until: dt.datetime) -> Any:

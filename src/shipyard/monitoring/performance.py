@@ -173,11 +173,6 @@ def _metrics(truth: np.ndarray, scores: np.ndarray, threshold: float) -> dict[st
         if scores.min() >= 0 and scores.max() <= 1:  # probabilities: is CBPE still right?
             found["expected_calibration_error"] = m.expected_calibration_error(truth, scores)
         return found
-    flagged = scores >= threshold
-    tp = int(np.count_nonzero(truth & flagged))
-    fp = int(np.count_nonzero(flagged)) - tp
-    fn = int(np.count_nonzero(truth)) - tp
-    tn = truth.size - tp - fp - fn
     clipped = np.clip(scores, m.LOG_LOSS_EPS, 1 - m.LOG_LOSS_EPS)
     present = "1 (positives)" if truth.any() else "0 (negatives)"
     return {
@@ -185,17 +180,9 @@ def _metrics(truth: np.ndarray, scores: np.ndarray, threshold: float) -> dict[st
         "average_precision": None,
         "log_loss": float(-np.mean(np.log(np.where(truth, clipped, 1 - clipped)))),
         "brier": float(np.mean((scores - truth) ** 2)),
-        "accuracy": (tp + tn) / truth.size,
-        "precision": _ratio(tp, tp + fp),
-        "recall": _ratio(tp, tp + fn),
-        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-        "selection_rate": (tp + fp) / truth.size,
-        "tpr": _ratio(tp, tp + fn),
-        "fpr": _ratio(fp, fp + tn),
-        "tnr": _ratio(tn, fp + tn),
+        **_decided(truth, scores >= threshold),
         "count": truth.size,
-        "positives": tp + fn,
-        "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
+        "positives": int(np.count_nonzero(truth)),
         "note": f"only class {present} among the labelled rows: ranking metrics are undefined",
     }
 
